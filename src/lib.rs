@@ -1,0 +1,1 @@
+//! pgsluice: a PostgreSQL connection pooler.
