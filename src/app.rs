@@ -1,0 +1,215 @@
+//! The composition root: loads auth_file, builds the shared state, binds every listen_addr and
+//! the Unix socket, spawns one task per client, and runs the signal-driven shutdown:
+//! SIGTERM lets clients finish and leave, SIGINT closes each client once its transaction ends,
+//! both bounded by shutdown_timeout; a second signal exits at once.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::task::JoinSet;
+
+use crate::auth::{AuthError, Userlist};
+use crate::client;
+use crate::config::{AuthType, Config};
+use crate::net::{tune_tcp, BoxStream};
+use crate::state::{Shared, Shutdown};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot load auth_file: {0}")]
+    AuthFile(#[from] AuthError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Loads the auth_file a config names (an empty list when it names none).
+pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
+    match &config.pooler.auth_file {
+        Some(path) => Userlist::load(path),
+        None if config.pooler.auth_type == AuthType::Trust => Userlist::parse(""),
+        None => Userlist::parse(""),
+    }
+}
+
+/// Runs the pooler until shutdown completes.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let userlist = load_userlist(&config)?;
+    let shared = Shared::new(config, userlist);
+    let listeners = bind(&shared).await?;
+    let mut accepting = JoinSet::new();
+    for listener in listeners {
+        accepting.spawn(accept_loop(shared.clone(), listener));
+    }
+
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
+    let mode = loop {
+        tokio::select! {
+            _ = term.recv() => break Shutdown::Draining,
+            _ = int.recv() => break Shutdown::Closing,
+            _ = hup.recv() => tracing::warn!("SIGHUP received: live reload is not implemented yet; restart to apply changes"),
+        }
+    };
+    tracing::info!(?mode, "shutdown requested: no longer accepting clients");
+    shared.begin_shutdown(mode);
+    accepting.shutdown().await;
+    remove_unix_socket(&shared);
+    shared.pools.close_idle();
+
+    let limit = shared.config().pooler.shutdown_timeout;
+    let deadline = Instant::now() + limit;
+    loop {
+        let clients = shared.clients.load(Ordering::SeqCst);
+        if clients == 0 {
+            tracing::info!("all clients gone; exiting");
+            break;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                clients,
+                ?limit,
+                "shutdown_timeout reached; closing remaining clients"
+            );
+            break;
+        }
+        tokio::select! {
+            _ = term.recv() => { tracing::warn!("second signal: exiting now"); break }
+            _ = int.recv() => { tracing::warn!("second signal: exiting now"); break }
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                shared.pools.close_idle();
+            }
+        }
+    }
+    Ok(())
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+async fn bind(shared: &Shared) -> Result<Vec<Listener>, AppError> {
+    let config = shared.config();
+    let p = &config.pooler;
+    let mut out = Vec::new();
+    for addr in &p.listen_addr {
+        let hosts: Vec<&str> = if addr == "*" {
+            vec!["0.0.0.0", "::"]
+        } else {
+            vec![addr.as_str()]
+        };
+        for host in hosts {
+            match TcpListener::bind((host, p.listen_port)).await {
+                Ok(l) => {
+                    tracing::info!(address = %format!("{host}:{}", p.listen_port), "listening");
+                    out.push(Listener::Tcp(l));
+                }
+                // "*" also tries IPv6; a machine without it still serves IPv4.
+                Err(e) if addr == "*" && host == "::" => {
+                    tracing::debug!(error = %e, "no IPv6 listener")
+                }
+                Err(source) => {
+                    return Err(AppError::Listen {
+                        address: format!("{host}:{}", p.listen_port),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+    if let Some(path) = unix_socket_path(shared) {
+        // A socket file left by a previous run that died would make bind fail.
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).map_err(|source| AppError::Listen {
+            address: path.display().to_string(),
+            source,
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ =
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(p.unix_socket_mode));
+        tracing::info!(address = %path.display(), "listening");
+        out.push(Listener::Unix(l));
+    }
+    Ok(out)
+}
+
+fn unix_socket_path(shared: &Shared) -> Option<PathBuf> {
+    let config = shared.config();
+    let p = &config.pooler;
+    (!p.unix_socket_dir.is_empty())
+        .then(|| PathBuf::from(&p.unix_socket_dir).join(format!(".s.PGSQL.{}", p.listen_port)))
+}
+
+fn remove_unix_socket(shared: &Shared) {
+    if let Some(path) = unix_socket_path(shared) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        let accepted: std::io::Result<(BoxStream, String)> = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, a)| {
+                let _ = tune_tcp(&s, shared.config().pooler.tcp_keepalive);
+                (Box::new(s) as BoxStream, a.to_string())
+            }),
+            Listener::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, _)| (Box::new(s) as BoxStream, "unix".to_string())),
+        };
+        match accepted {
+            Ok((stream, peer)) => admit(&shared, stream, peer),
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Counts the client and spawns its task, or refuses it past max_client_conn.
+fn admit(shared: &Arc<Shared>, mut stream: BoxStream, peer: String) {
+    let max = shared.config().pooler.max_client_conn;
+    let now = shared.clients.fetch_add(1, Ordering::SeqCst) + 1;
+    let guard = ClientCount(shared.clone());
+    if now > max {
+        tokio::spawn(async move {
+            let _guard = guard;
+            tracing::warn!(%peer, max_client_conn = max, "refusing client: too many clients");
+            client::send_fatal(
+                &mut stream,
+                "53300",
+                &format!("no more connections allowed (max_client_conn = {max})"),
+            )
+            .await;
+        });
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        client::serve(shared, stream, peer).await;
+    });
+}
+
+/// Keeps `Shared::clients` exact however a client task ends.
+struct ClientCount(Arc<Shared>);
+
+impl Drop for ClientCount {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::SeqCst);
+    }
+}

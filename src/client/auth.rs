@@ -1,0 +1,195 @@
+//! Authenticating a client as PostgreSQL would: trust, plain (cleartext), md5 and
+//! SCRAM-SHA-256 against auth_file secrets. Unknown users go through the same exchange as
+//! known ones and fail with the same 28P01 message, so user names cannot be probed. PBKDF2
+//! runs on the blocking pool so one login never stalls other clients' I/O.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::Decoder;
+
+use super::ClientError;
+use crate::auth::{
+    ct_eq, md5_secret, verify_md5, ScramKeys, ScramSecret, ScramServer, Secret, Userlist,
+    SCRAM_SHA_256,
+};
+use crate::config::AuthType;
+use crate::net::BoxStream;
+use crate::protocol::backend;
+use crate::protocol::codec::{Frame, FrameCodec};
+use crate::protocol::frontend::{password_message, sasl_initial_response, PASSWORD_MESSAGE_TAG};
+
+/// Iterations when a plain-text secret must be turned into a SCRAM one (PostgreSQL's default).
+const SCRAM_ITERATIONS: u32 = 4096;
+/// Password messages are small; refuse anything bigger before buffering it.
+const MAX_AUTH_MESSAGE: usize = 8192;
+
+/// What a successful login leaves behind.
+#[derive(Default)]
+pub(crate) struct Authenticated {
+    /// Keys recovered from a SCRAM login against a SCRAM secret: usable towards Postgres.
+    pub(crate) scram_keys: Option<ScramKeys>,
+}
+
+/// The login conversation with one client.
+pub(crate) struct Login<'a> {
+    pub(crate) stream: &'a mut BoxStream,
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) user: &'a str,
+    /// Per-process random key that makes fake SCRAM salts for unknown users unguessable.
+    pub(crate) mock_key: &'a [u8],
+}
+
+impl Login<'_> {
+    /// Runs the exchange `auth_type` calls for; on success nothing is sent yet (the caller
+    /// sends AuthenticationOk once the database is known to exist).
+    pub(crate) async fn authenticate(
+        &mut self,
+        auth_type: AuthType,
+        userlist: Option<&Userlist>,
+    ) -> Result<Authenticated, ClientError> {
+        let secret = userlist.and_then(|u| u.get(self.user)).cloned();
+        match auth_type {
+            // With an auth_file, PgBouncer still requires the user to be listed in it.
+            AuthType::Trust if userlist.is_none() || secret.is_some() => {
+                Ok(Authenticated::default())
+            }
+            AuthType::Trust => Err(self.failed()),
+            AuthType::Plain => self.plain(secret).await,
+            AuthType::Md5 => match secret {
+                Some(Secret::Scram(s)) => self.scram(Some(Secret::Scram(s))).await,
+                other => self.md5(other).await,
+            },
+            AuthType::ScramSha256 => self.scram(secret).await,
+        }
+    }
+
+    fn failed(&self) -> ClientError {
+        ClientError::AuthFailed {
+            user: self.user.to_string(),
+        }
+    }
+
+    async fn plain(&mut self, secret: Option<Secret>) -> Result<Authenticated, ClientError> {
+        let mut out = BytesMut::new();
+        backend::authentication_cleartext_password(&mut out);
+        self.stream.write_all(&out).await?;
+        let frame = self.read_password_frame().await?;
+        let password = String::from_utf8_lossy(password_message(&frame.body)?).into_owned();
+        let ok = match secret {
+            Some(Secret::Plain(p)) => ct_eq(p.as_bytes(), password.as_bytes()),
+            Some(Secret::Md5(m)) => {
+                ct_eq(m.as_bytes(), md5_secret(self.user, &password).as_bytes())
+            }
+            Some(Secret::Scram(s)) => {
+                let derived = tokio::task::spawn_blocking(move || {
+                    (
+                        ScramSecret::from_password(&password, &s.salt, s.iterations),
+                        s,
+                    )
+                })
+                .await
+                .map_err(|_| ClientError::Internal("password check failed".into()))?;
+                ct_eq(&derived.0.stored_key, &derived.1.stored_key)
+            }
+            None => false,
+        };
+        if ok {
+            Ok(Authenticated::default())
+        } else {
+            Err(self.failed())
+        }
+    }
+
+    async fn md5(&mut self, secret: Option<Secret>) -> Result<Authenticated, ClientError> {
+        let salt: [u8; 4] = rand::random();
+        let mut out = BytesMut::new();
+        backend::authentication_md5_password(&mut out, salt);
+        self.stream.write_all(&out).await?;
+        let frame = self.read_password_frame().await?;
+        let response = password_message(&frame.body)?;
+        match secret {
+            Some(s) if verify_md5(&s, self.user, salt, response) => Ok(Authenticated::default()),
+            _ => Err(self.failed()),
+        }
+    }
+
+    async fn scram(&mut self, secret: Option<Secret>) -> Result<Authenticated, ClientError> {
+        let nonce: [u8; 18] = rand::random();
+        let (mut server, passthrough) = match secret {
+            Some(Secret::Scram(s)) => (ScramServer::new(s.clone(), nonce), Some(s.server_key)),
+            Some(Secret::Plain(p)) => {
+                let salt: [u8; 16] = rand::random();
+                let s = tokio::task::spawn_blocking(move || {
+                    ScramSecret::from_password(&p, &salt, SCRAM_ITERATIONS)
+                })
+                .await
+                .map_err(|_| ClientError::Internal("password check failed".into()))?;
+                (ScramServer::new(s, nonce), None)
+            }
+            // An md5 secret cannot answer SCRAM; fail the same way as a wrong password.
+            Some(Secret::Md5(_)) | None => (
+                ScramServer::new_dummy_keyed(self.mock_key, self.user, nonce),
+                None,
+            ),
+        };
+        let mut out = BytesMut::new();
+        backend::authentication_sasl(&mut out, &[SCRAM_SHA_256]);
+        self.stream.write_all(&out).await?;
+
+        let frame = self.read_password_frame().await?;
+        let initial = sasl_initial_response(&frame.body)?;
+        if initial.mechanism != SCRAM_SHA_256 {
+            return Err(ClientError::Protocol(format!(
+                "unsupported SASL mechanism \"{}\"",
+                initial.mechanism
+            )));
+        }
+        let server_first = server
+            .client_first(initial.data)
+            .map_err(|e| self.scram_error(e))?;
+        out.clear();
+        backend::authentication_sasl_continue(&mut out, &server_first);
+        self.stream.write_all(&out).await?;
+
+        let frame = self.read_password_frame().await?;
+        let outcome = server
+            .client_final(&frame.body)
+            .map_err(|e| self.scram_error(e))?;
+        out.clear();
+        backend::authentication_sasl_final(&mut out, &outcome.server_final);
+        self.stream.write_all(&out).await?;
+        Ok(Authenticated {
+            scram_keys: passthrough.map(|server_key| ScramKeys {
+                client_key: outcome.client_key,
+                server_key,
+            }),
+        })
+    }
+
+    fn scram_error(&self, e: crate::auth::AuthError) -> ClientError {
+        match e {
+            crate::auth::AuthError::PasswordMismatch => self.failed(),
+            other => ClientError::Protocol(other.to_string()),
+        }
+    }
+
+    /// Reads one PasswordMessage/SASL message ('p').
+    async fn read_password_frame(&mut self) -> Result<Frame, ClientError> {
+        let mut codec = FrameCodec::new(MAX_AUTH_MESSAGE);
+        loop {
+            if let Some(frame) = codec.decode(self.buf)? {
+                if frame.tag != PASSWORD_MESSAGE_TAG {
+                    return Err(ClientError::Protocol(format!(
+                        "expected a password message, got message type '{}'",
+                        frame.tag.escape_ascii()
+                    )));
+                }
+                return Ok(frame);
+            }
+            self.buf.reserve(1024);
+            if self.stream.read_buf(self.buf).await? == 0 {
+                return Err(ClientError::Gone);
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! One task per client connection: the startup packet, authentication, routing to a pool,
+//! then the session; or a cancel request forwarded to the right server. Every error the
+//! pooler itself raises reaches the client as an ErrorResponse with a SQLSTATE
+//! (ARCHITECTURE.md invariant 5) before the socket closes.
+
+mod auth;
+mod session;
+mod startup;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+
+pub(crate) use session::send_fatal;
+
+use crate::config::PoolMode;
+use crate::net::pump::Pump;
+use crate::net::BoxStream;
+use crate::pool::{PoolError, PoolKey, PoolSettings};
+use crate::protocol::startup::{database, protocol_options, user};
+use crate::protocol::{backend, ProtocolError};
+use crate::server::{send_cancel, Credential, ServerError};
+use crate::state::Shared;
+use startup::Opening;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClientError {
+    #[error("connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("client closed the connection")]
+    Gone,
+    #[error("{0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Startup(#[from] ProtocolError),
+    #[error("password authentication failed for user \"{user}\"")]
+    AuthFailed { user: String },
+    #[error("no such database: \"{0}\" (add a [databases.{0}] section or a [databases.\"*\"] fallback to pooler.toml)")]
+    NoDatabase(String),
+    #[error("timeout during login (client_login_timeout)")]
+    LoginTimeout,
+    #[error("pgsluice is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    #[error("server connection lost: {0}")]
+    ServerGone(String),
+    #[error("{message}")]
+    Rejected { code: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ClientError {
+    fn sqlstate(&self) -> &str {
+        match self {
+            ClientError::Io(_) | ClientError::Gone => "08006",
+            ClientError::Protocol(_) | ClientError::LoginTimeout => "08P01",
+            ClientError::Startup(e) => e.sqlstate(),
+            ClientError::AuthFailed { .. } => "28P01",
+            ClientError::NoDatabase(_) => "3D000",
+            ClientError::ShuttingDown => "57P01",
+            ClientError::Pool(e) => e.sqlstate(),
+            ClientError::Server(e) => e.sqlstate(),
+            ClientError::ServerGone(_) => "08006",
+            ClientError::Rejected { code, .. } => code,
+            ClientError::Internal(_) => "XX000",
+        }
+    }
+
+    /// Whether the client can still be told why.
+    fn reaches_client(&self) -> bool {
+        !matches!(self, ClientError::Io(_) | ClientError::Gone)
+    }
+}
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: String) {
+    let id = shared.next_client_id();
+    let config = shared.config();
+    let result = handle(&shared, &mut stream, &peer, id).await;
+    match &result {
+        Ok(()) => {
+            if config.pooler.log_disconnections {
+                tracing::info!(client = id, %peer, "client disconnected");
+            }
+        }
+        Err(e) => {
+            if e.reaches_client() {
+                send_fatal(&mut stream, e.sqlstate(), &e.to_string()).await;
+            }
+            if config.pooler.log_disconnections || config.pooler.log_pooler_errors {
+                tracing::info!(client = id, %peer, sqlstate = e.sqlstate(), reason = %e, "client disconnected");
+            }
+        }
+    }
+    let _ = stream.shutdown().await;
+}
+
+async fn handle(
+    shared: &Shared,
+    stream: &mut BoxStream,
+    peer: &str,
+    id: u64,
+) -> Result<(), ClientError> {
+    let config = shared.config();
+    let p = &config.pooler;
+    let mut buf = BytesMut::new();
+    let login = async {
+        match startup::read_opening(stream, &mut buf).await? {
+            Opening::Cancel {
+                process_id,
+                secret_key,
+            } => {
+                forward_cancel(shared, process_id, secret_key).await;
+                Ok(None)
+            }
+            Opening::Startup { minor, params } => {
+                log_in(shared, stream, &mut buf, minor, params, peer, id)
+                    .await
+                    .map(Some)
+            }
+        }
+    };
+    let login = if p.client_login_timeout.is_zero() {
+        login.await
+    } else {
+        tokio::time::timeout(p.client_login_timeout, login)
+            .await
+            .map_err(|_| ClientError::LoginTimeout)?
+    };
+    let Some(logged_in) = login? else {
+        return Ok(());
+    };
+    let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
+    pump.prefill(&buf);
+    let result = session::run(session::Attached {
+        shared,
+        stream,
+        pump,
+        pool: logged_in.pool,
+        params: logged_in.params,
+        cancel_key: logged_in.cancel_key,
+        client_id: id,
+    })
+    .await;
+    shared.cancels.forget(logged_in.cancel_key);
+    result
+}
+
+struct LoggedIn {
+    pool: Arc<crate::pool::Pool>,
+    params: Vec<(String, String)>,
+    cancel_key: (u32, u32),
+}
+
+async fn log_in(
+    shared: &Shared,
+    stream: &mut BoxStream,
+    buf: &mut BytesMut,
+    minor: u16,
+    params: Vec<(String, String)>,
+    peer: &str,
+    id: u64,
+) -> Result<LoggedIn, ClientError> {
+    let config = shared.config();
+    let p = &config.pooler;
+    let user = user(&params).unwrap_or_default().to_string();
+    let database = database(&params).to_string();
+    if shared.is_shutting_down() {
+        return Err(ClientError::ShuttingDown);
+    }
+    let unrecognized = protocol_options(&params);
+    if minor > 0 || !unrecognized.is_empty() {
+        // PostgreSQL docs, NegotiateProtocolVersion: we speak 3.0 and no protocol options.
+        let mut out = BytesMut::new();
+        backend::negotiate_protocol_version(&mut out, 0, &unrecognized);
+        stream.write_all(&out).await?;
+    }
+    let session_params = session_params(&params, &p.ignore_startup_parameters)?;
+
+    let userlist = p.auth_file.as_ref().map(|_| shared.userlist());
+    let authenticated = auth::Login {
+        stream,
+        buf,
+        user: &user,
+        mock_key: &shared.mock_key,
+    }
+    .authenticate(p.auth_type, userlist.as_deref())
+    .await?;
+
+    let db = config
+        .database(&database)
+        .ok_or_else(|| ClientError::NoDatabase(database.clone()))?;
+    let key = PoolKey {
+        database: database.clone(),
+        user: user.clone(),
+    };
+    let pool = shared.pools.get_or_create(&key, || {
+        PoolSettings::resolve(&config, &key, db, userlist.as_deref())
+    });
+    if let Some(keys) = authenticated.scram_keys {
+        if matches!(pool.settings().credential, Credential::None) && db.password.is_none() {
+            pool.set_credential(Credential::ScramKeys(keys));
+        }
+    }
+    if pool.settings().mode != PoolMode::Session {
+        tracing::warn!(pool = %database, mode = %pool.settings().mode, "only session pooling is implemented yet; serving in session mode");
+    }
+    let mut out = BytesMut::new();
+    backend::authentication_ok(&mut out);
+    stream.write_all(&out).await?;
+    if p.log_connections {
+        tracing::info!(client = id, %peer, %user, %database, "client logged in");
+    }
+    Ok(LoggedIn {
+        pool,
+        params: session_params,
+        cancel_key: shared.cancels.issue(p.peer_id),
+    })
+}
+
+/// The startup parameters to set on the server: all but the connection's identity, protocol
+/// options and ignore_startup_parameters; `options` is split into its `-c name=value` parts.
+fn session_params(
+    params: &[(String, String)],
+    ignored: &[String],
+) -> Result<Vec<(String, String)>, ClientError> {
+    let mut out = Vec::new();
+    for (name, value) in params {
+        let lower = name.to_ascii_lowercase();
+        if ignored.iter().any(|i| i.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        match lower.as_str() {
+            "user" | "database" => {}
+            "replication" => {
+                return Err(ClientError::Rejected {
+                    code: "0A000".into(),
+                    message: "replication connections are not supported by pgsluice".into(),
+                })
+            }
+            "options" => out.extend(crate::protocol::startup::parse_options(value)?),
+            _ if lower.starts_with("_pq_.") => {}
+            _ => out.push((name.clone(), value.clone())),
+        }
+    }
+    Ok(out)
+}
+
+/// Forwards a CancelRequest when both halves of the key match a live client; anything else
+/// is dropped silently, as PostgreSQL does.
+async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
+    if let Some(target) = shared.cancels.lookup(pid, secret) {
+        if let Err(e) = send_cancel(&target.address, target.pid, target.secret).await {
+            tracing::warn!(error = %e, "could not forward cancel request");
+        }
+    }
+}

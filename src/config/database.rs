@@ -1,0 +1,233 @@
+//! The per-database ([databases.<name>]) and per-user ([users.<name>]) sections: where a
+//! database lives and the pool settings that override [pooler] for it. Read by
+//! `Config::parse`; looked up by the router through `Config::database` and friends.
+//! Invariant: `password` never appears in Debug output or in any problem message.
+
+use std::fmt;
+
+use toml::Table;
+
+use super::error::ConfigProblem;
+use super::kinds::PoolMode;
+use super::reader::{self as r, Section};
+
+/// Every key a [databases.<name>] section accepts.
+pub const DATABASE_KEYS: &[&str] = &[
+    "host",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "pool_size",
+    "min_pool_size",
+    "reserve_pool",
+    "pool_mode",
+    "max_db_connections",
+    "connect_query",
+    "application_name",
+];
+
+/// Every key a [users.<name>] section accepts.
+pub const USER_KEYS: &[&str] = &["pool_mode", "pool_size", "max_user_connections"];
+
+/// One [databases.<name>] section. `None` overrides fall back to [pooler].
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    /// Host name, IP address, or a Unix socket directory (starts with '/').
+    pub host: String,
+    pub port: u16,
+    /// Database name on the server; None = the name the client asked for.
+    pub dbname: Option<String>,
+    /// Forced server login user; None = the client's user name.
+    pub user: Option<String>,
+    /// Password for the forced user; None = taken from the auth file.
+    pub password: Option<String>,
+    /// Overrides default_pool_size.
+    pub pool_size: Option<usize>,
+    /// Overrides min_pool_size.
+    pub min_pool_size: Option<usize>,
+    /// Overrides reserve_pool_size.
+    pub reserve_pool: Option<usize>,
+    /// Overrides pool_mode.
+    pub pool_mode: Option<PoolMode>,
+    /// Overrides max_db_connections (0 = unlimited).
+    pub max_db_connections: Option<usize>,
+    /// Query run once on each new server connection; None = none.
+    pub connect_query: Option<String>,
+    /// application_name sent to the server unless the client sets one.
+    pub application_name: Option<String>,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            // PgBouncer defaults to its Unix socket directory; pgsluice to loopback TCP, which
+            // works whatever unix_socket_directories the server was built with.
+            host: "127.0.0.1".to_string(),
+            port: 5432,
+            dbname: None,
+            user: None,
+            password: None,
+            pool_size: None,
+            min_pool_size: None,
+            reserve_pool: None,
+            pool_mode: None,
+            max_db_connections: None,
+            connect_query: None,
+            application_name: None,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("pool_size", &self.pool_size)
+            .field("min_pool_size", &self.min_pool_size)
+            .field("reserve_pool", &self.reserve_pool)
+            .field("pool_mode", &self.pool_mode)
+            .field("max_db_connections", &self.max_db_connections)
+            .field("connect_query", &self.connect_query)
+            .field("application_name", &self.application_name)
+            .finish()
+    }
+}
+
+impl DatabaseSettings {
+    /// The database name to ask the server for. `section` is the key this entry was found
+    /// under; for the "*" fallback pass the name the client asked for instead.
+    pub fn server_dbname<'a>(&'a self, section: &'a str) -> &'a str {
+        self.dbname.as_deref().unwrap_or(section)
+    }
+
+    /// Whether `host` names a Unix socket directory rather than a TCP host.
+    pub fn is_unix_socket(&self) -> bool {
+        self.host.starts_with('/')
+    }
+
+    /// Reads one [databases.<name>] section found at dotted `path`.
+    pub fn read(path: String, table: &Table, problems: &mut Vec<ConfigProblem>) -> Self {
+        let mut s = DatabaseSettings::default();
+        let mut sec = Section::new(path, table, DATABASE_KEYS, problems);
+        sec.set("host", &mut s.host, r::non_empty_string);
+        sec.set("port", &mut s.port, r::port);
+        s.dbname = sec.read("dbname", r::non_empty_string);
+        s.user = sec.read("user", r::non_empty_string);
+        s.password = sec.read("password", r::string);
+        s.pool_size = sec.read("pool_size", r::positive);
+        s.min_pool_size = sec.read("min_pool_size", r::count);
+        s.reserve_pool = sec.read("reserve_pool", r::count);
+        s.pool_mode = sec.read("pool_mode", r::keyword);
+        s.max_db_connections = sec.read("max_db_connections", r::count);
+        s.connect_query = sec
+            .read("connect_query", r::string)
+            .filter(|q| !q.trim().is_empty());
+        s.application_name = sec.read("application_name", r::string);
+        s
+    }
+}
+
+/// One [users.<name>] section: overrides for every pool of that user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserSettings {
+    /// Overrides the database's and [pooler]'s pool_mode.
+    pub pool_mode: Option<PoolMode>,
+    /// Overrides the database's pool_size and default_pool_size.
+    pub pool_size: Option<usize>,
+    /// Overrides max_user_connections (0 = unlimited).
+    pub max_user_connections: Option<usize>,
+}
+
+impl UserSettings {
+    /// Reads one [users.<name>] section found at dotted `path`.
+    pub fn read(path: String, table: &Table, problems: &mut Vec<ConfigProblem>) -> Self {
+        let mut sec = Section::new(path, table, USER_KEYS, problems);
+        UserSettings {
+            pool_mode: sec.read("pool_mode", r::keyword),
+            pool_size: sec.read("pool_size", r::positive),
+            max_user_connections: sec.read("max_user_connections", r::count),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_db(text: &str) -> (DatabaseSettings, Vec<String>) {
+        let table: Table = toml::from_str(text).unwrap();
+        let mut problems = Vec::new();
+        let db = DatabaseSettings::read("databases.roster".into(), &table, &mut problems);
+        (db, problems.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn defaults_and_dbname_fallback() {
+        let (db, problems) = read_db("");
+        assert!(problems.is_empty());
+        assert_eq!(db, DatabaseSettings::default());
+        assert_eq!(db.host, "127.0.0.1");
+        assert_eq!(db.port, 5432);
+        assert_eq!(db.server_dbname("roster"), "roster");
+        let (db, _) = read_db("dbname = 'roster_prod'\nhost = '/var/run/postgresql'");
+        assert_eq!(db.server_dbname("roster"), "roster_prod");
+        assert!(db.is_unix_socket());
+    }
+
+    #[test]
+    fn overrides_are_read() {
+        let (db, problems) = read_db(
+            "pool_size = 5\nmin_pool_size = 2\nreserve_pool = 1\npool_mode = 'transaction'\n\
+             max_db_connections = 50\nconnect_query = 'SET search_path = app'\n\
+             application_name = 'roster'\nuser = 'app'\npassword = 's3cret'",
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(db.pool_size, Some(5));
+        assert_eq!(db.min_pool_size, Some(2));
+        assert_eq!(db.reserve_pool, Some(1));
+        assert_eq!(db.pool_mode, Some(PoolMode::Transaction));
+        assert_eq!(db.max_db_connections, Some(50));
+        assert_eq!(db.connect_query.as_deref(), Some("SET search_path = app"));
+        assert_eq!(db.user.as_deref(), Some("app"));
+        assert_eq!(db.password.as_deref(), Some("s3cret"));
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_never_the_password() {
+        let (_, problems) = read_db("host = ''\nport = 0\npool_size = 0\npassword = 42\nprot = 1");
+        assert_eq!(
+            problems,
+            vec![
+                "databases.roster.prot: unknown key in [databases.roster]; did you mean \"port\"?",
+                "databases.roster.host: must not be empty",
+                "databases.roster.port: must be between 1 and 65535 (found 0)",
+                "databases.roster.password: expected a string, found an integer",
+                "databases.roster.pool_size: must be at least 1 (found 0)",
+            ]
+        );
+    }
+
+    #[test]
+    fn debug_redacts_the_password() {
+        let (db, _) = read_db("password = 'hunter2'");
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn user_sections() {
+        let table: Table = toml::from_str("pool_mode = 'statement'\npool_size = 3").unwrap();
+        let mut problems = Vec::new();
+        let user = UserSettings::read("users.pos".into(), &table, &mut problems);
+        assert!(problems.is_empty());
+        assert_eq!(user.pool_mode, Some(PoolMode::Statement));
+        assert_eq!(user.pool_size, Some(3));
+        assert_eq!(user.max_user_connections, None);
+    }
+}

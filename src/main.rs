@@ -1,0 +1,103 @@
+//! The `pgsluice` command: parses the command line, initialises logging, loads and validates
+//! pooler.toml, then runs the pooler (or, with --check, only reports every config problem).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use pgsluice::config::{Config, LogFormat};
+
+/// A PostgreSQL connection pooler.
+#[derive(Parser, Debug)]
+#[command(name = "pgsluice", version, about)]
+struct Cli {
+    /// Path to pooler.toml.
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Path to pooler.toml (same as -c).
+    #[arg(value_name = "CONFIG", conflicts_with = "config")]
+    config_positional: Option<PathBuf>,
+    /// Validate the configuration and auth_file, print every problem, and exit.
+    #[arg(long)]
+    check: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Less log output (repeat for less).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    quiet: u8,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(path) = cli.config.clone().or(cli.config_positional.clone()) else {
+        eprintln!("pgsluice: no configuration file given; usage: pgsluice -c pooler.toml (see pooler.toml.example)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!(
+                "pgsluice: {} has {} problem(s):",
+                path.display(),
+                errors.0.len()
+            );
+            eprintln!("{errors}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check {
+        return match pgsluice::app::load_userlist(&config) {
+            Ok(_) => {
+                println!("{}: configuration OK", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgsluice: {}: pooler.auth_file: {e}", path.display());
+                ExitCode::from(1)
+            }
+        };
+    }
+    init_logging(&config, cli.verbose, cli.quiet);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pgsluice: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(pgsluice::app::run(config))?;
+    // Client tasks still running after shutdown_timeout are dropped with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(())
+}
+
+/// Level: `verbose` from the config plus -v, minus -q; RUST_LOG overrides when set.
+fn init_logging(config: &Config, verbose: u8, quiet: u8) {
+    let level = 2i32 + i32::from(config.pooler.verbose) + i32::from(verbose) - i32::from(quiet);
+    let level = match level {
+        i32::MIN..=0 => "error",
+        1 => "warn",
+        2 => "info",
+        3 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsluice={level},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.pooler.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Plain => builder.init(),
+    }
+}

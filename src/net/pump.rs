@@ -1,0 +1,284 @@
+//! One direction of the relay: read bytes, find message boundaries, let a handler look at the
+//! messages, write what is forwarded. Poll-based, with all state held here rather than in a
+//! future, so the relay can stop and resume at any point (shutdown, release in transaction
+//! mode) without losing or duplicating a byte. Backpressure: nothing is read while bytes are
+//! waiting to be written, so a slow reader stalls its writer instead of growing a buffer.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::protocol::scanner::{Scanner, Step};
+use crate::protocol::ProtocolError;
+
+/// What the handler decides for one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Pass it on.
+    Forward,
+    /// Pass it on, then pause the pump once it is fully written.
+    ForwardThenStop,
+    /// Leave it unread in the buffer and pause the pump (only for whole messages).
+    StopBefore,
+}
+
+/// Why a pump paused without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Paused {
+    /// The reader reached end of stream.
+    Eof,
+    /// The handler asked to stop.
+    Stopped,
+}
+
+/// Which side failed, so the caller knows which connection is gone.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PumpError {
+    #[error("read failed: {0}")]
+    Read(#[source] io::Error),
+    #[error("write failed: {0}")]
+    Write(#[source] io::Error),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+#[derive(Debug)]
+pub(crate) struct Pump {
+    buf: BytesMut,
+    scanner: Scanner,
+    /// Bytes at the front of `buf` that are scanned and waiting to be written.
+    ready: usize,
+    read_size: usize,
+    needs_flush: bool,
+    stop_pending: bool,
+}
+
+impl Pump {
+    pub(crate) fn new(max_message_len: usize, read_size: usize) -> Self {
+        Pump {
+            buf: BytesMut::new(),
+            scanner: Scanner::new(max_message_len),
+            ready: 0,
+            read_size: read_size.max(1024),
+            needs_flush: false,
+            stop_pending: false,
+        }
+    }
+
+    /// True when everything read has been written and the writer saw only whole messages.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.ready == 0 && self.scanner.at_boundary() && !self.needs_flush
+    }
+
+    /// True when no unprocessed bytes are buffered either.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.is_clean() && self.buf.is_empty()
+    }
+
+    /// Moves bytes from `reader` to `writer` until the handler stops it, the reader ends, an
+    /// error occurs, or it has to wait. `must_buffer(tag)` names the messages the handler
+    /// needs whole; every other message is streamed and the handler sees only its tag.
+    pub(crate) fn poll_pump<R, W, H>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+        writer: &mut W,
+        must_buffer: fn(u8) -> bool,
+        handler: &mut H,
+    ) -> Poll<Result<Paused, PumpError>>
+    where
+        R: AsyncRead + Unpin + ?Sized,
+        W: AsyncWrite + Unpin + ?Sized,
+        H: FnMut(u8, Option<&[u8]>) -> Verdict,
+    {
+        loop {
+            ready!(self.poll_write_ready(cx, writer))?;
+            if self.stop_pending && self.scanner.at_boundary() {
+                self.stop_pending = false;
+                return Poll::Ready(Ok(Paused::Stopped));
+            }
+            if self.scan(must_buffer, handler)? || self.stop_pending && self.scanner.at_boundary() {
+                continue;
+            }
+            if ready!(self.poll_fill(cx, reader))? == 0 {
+                return Poll::Ready(Ok(Paused::Eof));
+            }
+        }
+    }
+
+    /// Writes the scanned bytes and flushes once they are all out.
+    fn poll_write_ready<W: AsyncWrite + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: &mut W,
+    ) -> Poll<Result<(), PumpError>> {
+        while self.ready > 0 {
+            let n = ready!(Pin::new(&mut *writer).poll_write(cx, &self.buf[..self.ready]))
+                .map_err(PumpError::Write)?;
+            if n == 0 {
+                return Poll::Ready(Err(PumpError::Write(io::ErrorKind::WriteZero.into())));
+            }
+            self.buf.advance(n);
+            self.ready -= n;
+            self.needs_flush = true;
+        }
+        if self.needs_flush {
+            ready!(Pin::new(&mut *writer).poll_flush(cx)).map_err(PumpError::Write)?;
+            self.needs_flush = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Scans buffered bytes; returns true when some became ready to write.
+    fn scan<H>(&mut self, must_buffer: fn(u8) -> bool, handler: &mut H) -> Result<bool, PumpError>
+    where
+        H: FnMut(u8, Option<&[u8]>) -> Verdict,
+    {
+        while !(self.stop_pending && self.scanner.at_boundary()) {
+            match self.scanner.step(&self.buf[self.ready..], must_buffer)? {
+                Step::Whole { tag, body, len } => match handler(tag, Some(body)) {
+                    Verdict::Forward => self.ready += len,
+                    Verdict::ForwardThenStop => {
+                        self.ready += len;
+                        self.stop_pending = true;
+                    }
+                    Verdict::StopBefore => self.stop_pending = true,
+                },
+                Step::Start { tag, consumed } => {
+                    if handler(tag, None) != Verdict::Forward {
+                        self.stop_pending = true;
+                    }
+                    self.ready += consumed;
+                }
+                Step::Continue { consumed } => self.ready += consumed,
+                Step::NeedMore => break,
+            }
+        }
+        Ok(self.ready > 0)
+    }
+
+    /// Reads more bytes; returns how many (0 = end of stream).
+    fn poll_fill<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+    ) -> Poll<Result<usize, PumpError>> {
+        // A message that must be seen whole may be larger than one read.
+        let want = match Scanner::whole_message_len(&self.buf) {
+            Some(total) if self.scanner.at_boundary() && total > self.buf.len() => {
+                (total - self.buf.len()).max(self.read_size)
+            }
+            _ => self.read_size,
+        };
+        if self.buf.capacity() - self.buf.len() < want / 2 {
+            self.buf.reserve(want);
+        }
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(reader),
+            cx,
+            &mut self.buf
+        ))
+        .map_err(PumpError::Read)?;
+        Poll::Ready(Ok(n))
+    }
+
+    /// One non-blocking read attempt, for checking whether an idle peer said something.
+    pub(crate) fn poll_fill_once<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+    ) -> Poll<Result<usize, PumpError>> {
+        self.poll_fill(cx, reader)
+    }
+
+    /// Puts bytes read by someone else (the login code) in front of the next read.
+    pub(crate) fn prefill(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[tokio::test]
+    async fn forwards_byte_exact_and_stops_where_asked() {
+        let mut input = msg(b'D', &[1u8; 70_000]);
+        input.extend(msg(b'Z', b"I"));
+        input.extend(msg(b'C', b"SELECT 1\0"));
+        let mut reader: &[u8] = &input;
+        let mut out: Vec<u8> = Vec::new();
+        let mut pump = Pump::new(1 << 20, 4096);
+        let mut seen = Vec::new();
+        let mut handler = |tag: u8, body: Option<&[u8]>| {
+            seen.push((tag, body.map(|b| b.to_vec())));
+            if tag == b'Z' {
+                Verdict::ForwardThenStop
+            } else {
+                Verdict::Forward
+            }
+        };
+        let r = std::future::poll_fn(|cx| {
+            pump.poll_pump(cx, &mut reader, &mut out, |t| t == b'Z', &mut handler)
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, Paused::Stopped);
+        assert_eq!(out, input[..70_005 + 6]);
+        assert_eq!(seen[0], (b'D', None));
+        assert_eq!(seen[1], (b'Z', Some(b"I".to_vec())));
+        assert!(pump.is_clean());
+    }
+
+    #[tokio::test]
+    async fn stop_before_leaves_message_unforwarded() {
+        let mut input = msg(b'Q', b"select 1\0");
+        input.extend(msg(b'X', b""));
+        let mut reader: &[u8] = &input;
+        let mut out: Vec<u8> = Vec::new();
+        let mut pump = Pump::new(1 << 20, 4096);
+        let mut handler = |tag: u8, _: Option<&[u8]>| {
+            if tag == b'X' {
+                Verdict::StopBefore
+            } else {
+                Verdict::Forward
+            }
+        };
+        let r = std::future::poll_fn(|cx| {
+            pump.poll_pump(cx, &mut reader, &mut out, |t| t == b'X', &mut handler)
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, Paused::Stopped);
+        assert_eq!(out, msg(b'Q', b"select 1\0"));
+    }
+
+    #[tokio::test]
+    async fn oversized_message_is_refused() {
+        let input = msg(b'Q', &[b'a'; 5000]);
+        let mut reader: &[u8] = &input;
+        let mut out: Vec<u8> = Vec::new();
+        let mut pump = Pump::new(1024, 4096);
+        let r = std::future::poll_fn(|cx| {
+            pump.poll_pump(cx, &mut reader, &mut out, |_| false, &mut |_, _| {
+                Verdict::Forward
+            })
+        })
+        .await;
+        assert!(matches!(
+            r,
+            Err(PumpError::Protocol(ProtocolError::MessageTooLong { .. }))
+        ));
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,7 @@
+//! Forwarding between a client and its attached server: the session loop that drives both
+//! directions (each a `net::pump::Pump`) until the client leaves, a side fails, or a stop at
+//! the next idle point is asked for, keeping `protocol::tracker::Tracker` up to date.
+
+mod session;
+
+pub(crate) use session::{relay, RelayEnd};

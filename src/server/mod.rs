@@ -1,0 +1,103 @@
+//! One connection to PostgreSQL: its socket, what Postgres told us at login (parameters,
+//! backend key), and the session state we know it has. Logins live in `login`, the
+//! request/reply helpers in `exchange`, cleaning a server for the next client in `reset`.
+//! Callers: the pool (login), the client session (params, reset), cancel forwarding.
+
+mod cancel;
+mod exchange;
+mod login;
+mod reset;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+pub(crate) use cancel::{send_cancel, CancelRegistry, CancelTarget};
+pub(crate) use exchange::{apply_params, simple_query};
+pub(crate) use login::{login, Credential, LoginRequest};
+pub(crate) use reset::reset_for_next_client;
+
+use crate::net::pump::{Pump, PumpError};
+use crate::net::{Address, BoxStream};
+use crate::protocol::ProtocolError;
+
+/// An open, logged-in server connection.
+pub(crate) struct ServerConn {
+    pub(crate) id: u64,
+    pub(crate) stream: BoxStream,
+    /// Bytes from the server on their way to a client (or to be drained).
+    pub(crate) inbound: Pump,
+    /// Values Postgres reported with ParameterStatus, by name as reported.
+    pub(crate) params: BTreeMap<String, String>,
+    /// BackendKeyData of this server process, for forwarding cancels.
+    pub(crate) backend_pid: u32,
+    pub(crate) backend_secret: u32,
+    pub(crate) address: Address,
+    pub(crate) connected_at: Instant,
+    pub(crate) last_used: Instant,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConn")
+            .field("id", &self.id)
+            .field("address", &self.address)
+            .field("backend_pid", &self.backend_pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Splits a ParameterStatus body into name and value.
+pub(crate) fn parse_parameter_status(body: &[u8]) -> Option<(&str, &str)> {
+    let mut parts = body.split(|b| *b == 0);
+    let name = std::str::from_utf8(parts.next()?).ok()?;
+    let value = std::str::from_utf8(parts.next()?).ok()?;
+    Some((name, value))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ServerError {
+    #[error("could not connect to server {address}: {source}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server connection timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("server connection failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("server sent an invalid message: {0}")]
+    Protocol(String),
+    #[error("server login failed: {message}")]
+    Rejected { code: String, message: String },
+    #[error("server login failed: {0}")]
+    Auth(String),
+    #[error("server closed the connection")]
+    Closed,
+}
+
+impl ServerError {
+    /// SQLSTATE for the client: Postgres's own when it refused us, else connection failure.
+    pub(crate) fn sqlstate(&self) -> &str {
+        match self {
+            ServerError::Rejected { code, .. } => code,
+            ServerError::Auth(_) => "28000",
+            _ => "08006",
+        }
+    }
+}
+
+impl From<PumpError> for ServerError {
+    fn from(e: PumpError) -> Self {
+        match e {
+            PumpError::Read(e) | PumpError::Write(e) => ServerError::Io(e),
+            PumpError::Protocol(p) => ServerError::Protocol(p.to_string()),
+        }
+    }
+}
+
+impl From<ProtocolError> for ServerError {
+    fn from(e: ProtocolError) -> Self {
+        ServerError::Protocol(e.to_string())
+    }
+}

@@ -1,0 +1,65 @@
+//! Bringing a server back to a known-clean state after its client left, so it can serve the
+//! next one (ARCHITECTURE.md invariant 1): finish or abort whatever the client left running,
+//! roll back an open transaction, run server_reset_query. Any doubt means an error, and the
+//! caller closes the server instead of pooling it.
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use tokio::io::AsyncWriteExt;
+
+use super::exchange::{drain, simple_query};
+use super::{send_cancel, ServerConn, ServerError};
+use crate::protocol::tracker::{Tracker, TX_IDLE};
+
+/// `client_side_clean` is false when the client's last message reached the server only in
+/// part: then the server is mid-message and cannot be saved.
+pub(crate) async fn reset_for_next_client(
+    server: &mut ServerConn,
+    mut tracker: Tracker,
+    client_side_clean: bool,
+    reset_query: &str,
+) -> Result<(), ServerError> {
+    if !client_side_clean || !server.inbound.is_clean() {
+        return Err(ServerError::Protocol(
+            "client left in the middle of a message".into(),
+        ));
+    }
+    let mut out = BytesMut::new();
+    if tracker.copy_in {
+        // PostgreSQL docs, COPY: CopyFail ends copy-in with an ErrorResponse.
+        frontend::copy_fail("client disconnected", &mut out)?;
+    }
+    if tracker.unsynced || tracker.copy_in {
+        frontend::sync(&mut out);
+        tracker.frontend(b'S');
+    }
+    if !out.is_empty() {
+        server.stream.write_all(&out).await?;
+    }
+    if tracker.outstanding > tracker.copy_in as u32 {
+        // Something is still running for a client that is gone: ask Postgres to stop it
+        // rather than wait for it.
+        let _ = send_cancel(&server.address, server.backend_pid, server.backend_secret).await;
+    }
+    let mut tx_status = tracker.tx_status;
+    if tracker.outstanding > 0 {
+        tx_status = drain(server, &mut tracker).await?.tx_status;
+    }
+    if tx_status != TX_IDLE {
+        tx_status = simple_query(server, "ROLLBACK").await?.tx_status;
+    }
+    if !reset_query.trim().is_empty() {
+        let outcome = simple_query(server, reset_query).await?;
+        if let Some((code, message)) = outcome.error {
+            return Err(ServerError::Rejected { code, message });
+        }
+        tx_status = outcome.tx_status;
+    }
+    if tx_status != TX_IDLE || !server.inbound.is_clean() {
+        return Err(ServerError::Protocol(format!(
+            "server not idle after reset (status {})",
+            tx_status as char
+        )));
+    }
+    Ok(())
+}

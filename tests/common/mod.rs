@@ -1,0 +1,49 @@
+//! Integration-test harness: a throwaway PostgreSQL (`pg`), a pgsluice process (`pooler`),
+//! and client helpers. Each `tests/*.rs` does `mod common;` and uses what it needs, so items
+//! unused in one test binary are expected (hence the `dead_code` allowance). See
+//! ARCHITECTURE.md §5 (tests): real server, real clients, assertions on observable outcomes.
+#![allow(dead_code)]
+
+pub mod clients;
+pub mod pg;
+pub mod pg_direct;
+pub mod pgbin;
+pub mod pgsetup;
+pub mod pooler;
+pub mod pooler_config;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+// Re-exports for `use common::*;` — each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use clients::{connect_with, sqlstate, wait_until, wait_until_blocking, ConnTask};
+#[allow(unused_imports)]
+pub use pg::{shared_cluster, PgCluster, PgOptions};
+#[allow(unused_imports)]
+pub use pgbin::{pg_bindir, pg_tool};
+#[allow(unused_imports)]
+pub use pgsetup::*;
+#[allow(unused_imports)]
+pub use pooler::Pooler;
+#[allow(unused_imports)]
+pub use pooler_config::PoolerConfig;
+
+/// A name no other test in any concurrently running test binary will pick: `prefix_pid_n`,
+/// lower case so it is a valid unquoted SQL identifier.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{}_{}_{n}", prefix.to_ascii_lowercase(), std::process::id())
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (callers retry if they lose the race).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// The last `lines` lines of a log, for panic messages that must stay readable.
+pub fn log_tail(log: &str, lines: usize) -> String {
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
