@@ -87,3 +87,94 @@ async fn unknown_database_is_3d000_after_authentication() {
         .unwrap_err();
     assert_eq!(sqlstate(&err), Some("28P01"), "{err}");
 }
+
+/// The secret Postgres stores for `role` (md5... or SCRAM-SHA-256$...).
+fn stored_secret(role: &str) -> String {
+    shared_cluster().sql(
+        "postgres",
+        &format!("select rolpassword from pg_authid where rolname = '{role}'"),
+    )
+}
+
+#[tokio::test]
+async fn scram_secret_in_auth_file_logs_in_by_pass_through() {
+    // auth_file holds only Postgres's own SCRAM secret: pgsluice can log in to Postgres only
+    // with the keys recovered from the client's SCRAM proof.
+    let secret = stored_secret(SCRAM_USER);
+    assert!(secret.starts_with("SCRAM-SHA-256$"), "{secret}");
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("auth_type = \"scram-sha-256\"")
+            .userlist_entry(SCRAM_USER, &secret),
+    );
+    assert_eq!(
+        current_user(&p, SCRAM_USER, SCRAM_PASS).await.unwrap(),
+        SCRAM_USER,
+        "{}",
+        p.log()
+    );
+    let err = current_user(&p, SCRAM_USER, "wrong").await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("28P01"));
+    // md5 auth_type with a SCRAM secret uses SCRAM towards the client, as PgBouncer does.
+    let p = Pooler::start(PoolerConfig::new(shared_cluster()).userlist_entry(SCRAM_USER, &secret));
+    assert_eq!(
+        current_user(&p, SCRAM_USER, SCRAM_PASS).await.unwrap(),
+        SCRAM_USER,
+        "{}",
+        p.log()
+    );
+}
+
+#[tokio::test]
+async fn md5_secret_in_auth_file_logs_in_to_md5_server() {
+    let secret = stored_secret(MD5_USER);
+    assert!(secret.starts_with("md5"), "{secret}");
+    let p = Pooler::start(PoolerConfig::new(shared_cluster()).userlist_entry(MD5_USER, &secret));
+    assert_eq!(
+        current_user(&p, MD5_USER, MD5_PASS).await.unwrap(),
+        MD5_USER,
+        "{}",
+        p.log()
+    );
+    let err = current_user(&p, MD5_USER, "wrong").await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("28P01"));
+}
+
+#[tokio::test]
+async fn forced_database_login_is_used_for_every_client() {
+    let p = Pooler::start(PoolerConfig::new(shared_cluster()).database(
+        "forced",
+        &format!("dbname = \"{TEST_DB}\"\nuser = \"{SCRAM_USER}\"\npassword = \"{SCRAM_PASS}\""),
+    ));
+    let (client, _task) = p.connect(MD5_USER, MD5_PASS, "forced").await.unwrap();
+    let row = client
+        .query_one("select current_user::text, current_database()::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), SCRAM_USER);
+    assert_eq!(row.get::<_, String>(1), TEST_DB);
+}
+
+#[tokio::test]
+async fn server_refusing_the_login_reaches_the_client() {
+    // plain_user's secret in auth_file is wrong for Postgres: the client passes pgsluice's
+    // check but Postgres refuses pgsluice, and the client is told so with Postgres's SQLSTATE.
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster()).userlist_entry(PLAIN_USER, "not-the-server-password"),
+    );
+    let err = p
+        .connect(PLAIN_USER, "not-the-server-password", TEST_DB)
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.code().code(), "28P01");
+    assert!(
+        db.message().contains("server login failed"),
+        "{}",
+        db.message()
+    );
+    assert_eq!(
+        current_user(&p, MD5_USER, MD5_PASS).await.unwrap(),
+        MD5_USER
+    );
+}
