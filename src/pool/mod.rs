@@ -26,7 +26,7 @@ pub(crate) struct PoolKey {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PoolError {
-    #[error("no server connection available for pool {database}/{user} within query_wait_timeout ({waited:?}); all {size} servers are busy — raise pool_size or query_wait_timeout")]
+    #[error("no server connection available for pool {database}/{user} within query_wait_timeout ({:.1}s): all {size} servers are busy; raise pool_size or query_wait_timeout", .waited.as_secs_f64())]
     WaitTimeout {
         database: String,
         user: String,
