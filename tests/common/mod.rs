@@ -11,6 +11,7 @@ pub mod pgbin;
 pub mod pgsetup;
 pub mod pooler;
 pub mod pooler_config;
+pub mod raw;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
