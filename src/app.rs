@@ -45,15 +45,17 @@ pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
 pub async fn run(config: Config) -> Result<(), AppError> {
     let userlist = load_userlist(&config)?;
     let shared = Shared::new(config, userlist);
+    // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
+    // signal arriving before its handler exists would kill the process (default action).
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let listeners = bind(&shared).await?;
     let mut accepting = JoinSet::new();
     for listener in listeners {
         accepting.spawn(accept_loop(shared.clone(), listener));
     }
 
-    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let mode = loop {
         tokio::select! {
             _ = term.recv() => break Shutdown::Draining,

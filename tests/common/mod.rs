@@ -12,6 +12,7 @@ pub mod pgsetup;
 pub mod pooler;
 pub mod pooler_config;
 pub mod raw;
+pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,6 +29,8 @@ pub use pgsetup::*;
 pub use pooler::Pooler;
 #[allow(unused_imports)]
 pub use pooler_config::PoolerConfig;
+#[allow(unused_imports)]
+pub use wire::{assert_single_fatal, raw_startup, tags, Message, Wire};
 
 /// A name no other test in any concurrently running test binary will pick: `prefix_pid_n`,
 /// lower case so it is a valid unquoted SQL identifier.
