@@ -77,12 +77,9 @@ async fn error_inside_multi_statement_query_is_reported_and_session_goes_on() {
 async fn application_name_reaches_the_server() {
     let p = Pooler::start(PoolerConfig::new(shared_cluster()));
     let app = unique_name("relay_app");
-    let mut cfg = p.connect_config();
-    cfg.user(MD5_USER)
-        .password(MD5_PASS)
-        .dbname(TEST_DB)
-        .application_name(&app);
-    let (client, _task) = connect_with(&cfg).await.unwrap();
+    let (client, _task) = connect_with(md5_login(p.connect_config()).application_name(&app))
+        .await
+        .unwrap();
     let row = client
         .query_one(
             "select current_setting('application_name'), \
@@ -108,13 +105,10 @@ async fn startup_options_take_effect_and_do_not_outlive_the_client() {
     .await
     .unwrap();
     let p = Pooler::start(PoolerConfig::new(pg));
-    let mut cfg = p.connect_config();
-    cfg.user(MD5_USER)
-        .password(MD5_PASS)
-        .dbname(TEST_DB)
-        .options(format!(
-            r"-c search_path={schema},public -c statement_timeout=1234 -c DateStyle=SQL,\ DMY --TimeZone=Asia/Tokyo"
-        ));
+    let mut cfg = md5_login(p.connect_config());
+    cfg.options(format!(
+        r"-c search_path={schema},public -c statement_timeout=1234 -c DateStyle=SQL,\ DMY --TimeZone=Asia/Tokyo"
+    ));
     let (client, task) = connect_with(&cfg).await.unwrap();
     let show = |name: &'static str| {
         let client = &client;
@@ -178,20 +172,9 @@ async fn bad_startup_parameter_gets_postgres_error_and_pooler_keeps_serving() {
     let pg = shared_cluster();
     let p = Pooler::start(PoolerConfig::new(pg));
     for options in ["-c work_mem=notanumber", "-c no_such_param=1"] {
-        let mut direct = pg.config();
-        direct
-            .user(MD5_USER)
-            .password(MD5_PASS)
-            .dbname(TEST_DB)
-            .options(options);
-        let expected = db_error(&connect_with(&direct).await.map(|_| ()).unwrap_err());
-        let mut pooled = p.connect_config();
-        pooled
-            .user(MD5_USER)
-            .password(MD5_PASS)
-            .dbname(TEST_DB)
-            .options(options);
-        let got = match connect_with(&pooled).await {
+        let direct = connect_with(md5_login(pg.config()).options(options)).await;
+        let expected = db_error(&direct.map(|_| ()).unwrap_err());
+        let got = match connect_with(md5_login(p.connect_config()).options(options)).await {
             Ok(_) => panic!("{options}: pooler accepted the login\n{}", p.log()),
             Err(e) => db_error(&e),
         };
@@ -236,8 +219,7 @@ async fn fifty_pipelined_queries_each_get_their_own_answer() {
 #[tokio::test]
 async fn listen_notify_reaches_an_idle_listener() {
     let p = Pooler::start(PoolerConfig::new(shared_cluster()));
-    let mut cfg = p.connect_config();
-    cfg.user(MD5_USER).password(MD5_PASS).dbname(TEST_DB);
+    let cfg = md5_login(p.connect_config());
     let (listener, mut connection) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
     // Drive the connection ourselves to see its asynchronous messages.
     let (tx, mut notifications) = tokio::sync::mpsc::unbounded_channel();
@@ -292,30 +274,31 @@ async fn sleeping(su: &tokio_postgres::Client, app: &str) -> i64 {
     .get(0)
 }
 
+/// Waits until `app`'s `select pg_sleep(...)` is running on the server.
+async fn wait_until_sleeping(su: &tokio_postgres::Client, app: &str) {
+    wait_until(
+        "the query runs on the server",
+        DEADLINE,
+        move || async move { sleeping(su, app).await == 1 },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn cancel_through_the_pooler_stops_the_running_query() {
     let pg = shared_cluster();
     let p = Pooler::start(PoolerConfig::new(pg));
     let su = pg.superuser_client(TEST_DB).await;
     let app = unique_name("relay_cancel");
-    let mut cfg = p.connect_config();
-    cfg.user(MD5_USER)
-        .password(MD5_PASS)
-        .dbname(TEST_DB)
-        .application_name(&app);
-    let (client, _task) = connect_with(&cfg).await.unwrap();
+    let (client, _task) = connect_with(md5_login(p.connect_config()).application_name(&app))
+        .await
+        .unwrap();
     let token = client.cancel_token();
     let running = tokio::spawn(async move {
         let result = client.simple_query("select pg_sleep(60)").await;
         (client, result.map(|_| ()))
     });
-    let (su_ref, app_ref) = (&su, app.as_str());
-    wait_until(
-        "the query runs on the server",
-        DEADLINE,
-        move || async move { sleeping(su_ref, app_ref).await == 1 },
-    )
-    .await;
+    wait_until_sleeping(&su, &app).await;
     token.cancel_query(tokio_postgres::NoTls).await.unwrap();
     let (client, result) = tokio::time::timeout(DEADLINE, running)
         .await
@@ -342,13 +325,7 @@ async fn cancel_with_a_wrong_key_does_nothing() {
     let mut c = RawClient::connect(&p, MD5_USER, MD5_PASS, &[("application_name", &app)]).await;
     let (pid, secret) = c.key;
     c.send(Frontend::new().query("select pg_sleep(60)")).await;
-    let (su_ref, app_ref) = (&su, app.as_str());
-    wait_until(
-        "the query runs on the server",
-        DEADLINE,
-        move || async move { sleeping(su_ref, app_ref).await == 1 },
-    )
-    .await;
+    wait_until_sleeping(&su, &app).await;
     // The pooler closes a cancel connection only after it has dealt with the request.
     send_cancel_request(&p, pid, secret ^ 0x0101_0101).await;
     send_cancel_request(&p, pid ^ 0x0000_0100, secret).await;

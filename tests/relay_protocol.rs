@@ -36,7 +36,9 @@ async fn play(c: &mut RawClient, script: &[Step]) -> Vec<Backend> {
 /// streams are identical and returns them.
 async fn same_as_direct(script: &[Step]) -> Vec<Backend> {
     let pg = shared_cluster();
-    let mut direct = RawClient::try_connect(pg.host(), pg.port(), MD5_USER, MD5_PASS, &[])
+    let mut direct = RawClient::open(pg.host(), pg.port()).await;
+    direct
+        .login(MD5_USER, MD5_PASS, &[])
         .await
         .expect("direct login");
     let expected = play(&mut direct, script).await;

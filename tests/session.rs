@@ -137,11 +137,7 @@ async fn clients_beyond_pool_size_wait_for_a_server() {
     let p = single_server_pool();
     let (a, task_a) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
     let waiting = tokio::spawn({
-        let cfg = {
-            let mut c = p.connect_config();
-            c.user(MD5_USER).password(MD5_PASS).dbname(TEST_DB);
-            c
-        };
+        let cfg = md5_login(p.connect_config());
         async move {
             let (b, _task) = connect_with(&cfg).await.unwrap();
             b.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0)

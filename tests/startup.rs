@@ -9,6 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use common::raw::{assert_single_fatal, raw_startup, tags, Backend, Frontend, RawClient};
 use common::*;
 use postgres_protocol::message::frontend;
 
@@ -27,18 +28,16 @@ async fn normal_login_works(p: &Pooler) {
 }
 
 /// Logs in over raw TCP as trust_user (the pooler must run with auth_type = "trust").
-async fn raw_login(p: &Pooler) -> Wire {
-    let mut wire = Wire::connect(p.host(), p.port()).await;
-    wire.send_startup(&[("user", TRUST_USER), ("database", TEST_DB)])
-        .await;
-    let login = wire.read_until_ready().await;
+async fn raw_login(p: &Pooler) -> RawClient {
+    let wire = RawClient::connect(p, TRUST_USER, "", &[]).await;
+    let login = &wire.startup;
     assert_eq!(login[0].tag, b'R', "{login:?}");
     assert_eq!(login[0].body, [0, 0, 0, 0], "AuthenticationOk expected");
     wire
 }
 
 /// The rows of a simple query's reply, as DataRow count, and the final transaction status.
-fn rows_and_status(reply: &[Message]) -> (usize, u8) {
+fn rows_and_status(reply: &[Backend]) -> (usize, u8) {
     let rows = reply.iter().filter(|m| m.tag == b'D').count();
     let last = reply.last().expect("a reply");
     assert_eq!(last.tag, b'Z', "{reply:?}");
@@ -73,9 +72,9 @@ async fn malformed_startup_packets_get_one_fatal_and_a_closed_socket() {
         ),
     ];
     for (what, bytes, sqlstate) in cases {
-        let mut wire = Wire::connect(p.host(), p.port()).await;
-        wire.send(&bytes).await;
-        let messages = wire.read_until_closed().await;
+        let mut wire = RawClient::open(p.host(), p.port()).await;
+        wire.send_bytes(&bytes).await;
+        let messages = wire.recv_until_closed().await;
         let message = assert_single_fatal(&messages, sqlstate, what);
         assert!(!message.is_empty(), "{what}: the error says what was wrong");
         normal_login_works(&p).await;
@@ -89,14 +88,15 @@ async fn ssl_and_gssenc_requests_are_declined_then_plain_login_works() {
         ("SSLRequest", SSL_REQUEST_CODE),
         ("GSSENCRequest", GSSENC_REQUEST_CODE),
     ] {
-        let mut wire = Wire::connect(p.host(), p.port()).await;
-        wire.send(&raw_startup(code, b"")).await;
-        assert_eq!(wire.read_bytes(1).await, Some(b"N".to_vec()), "{what}");
+        let mut wire = RawClient::open(p.host(), p.port()).await;
+        wire.send_bytes(&raw_startup(code, b"")).await;
+        assert_eq!(wire.recv_bytes(1).await, Some(b"N".to_vec()), "{what}");
         // The same socket goes on in plain text.
-        wire.send_startup(&[("user", TRUST_USER), ("database", TEST_DB)])
-            .await;
-        let login = wire.read_until_ready().await;
-        let tags = tags(&login);
+        if let Err(e) = wire.login(TRUST_USER, "", &[]).await {
+            panic!("{what}: login refused: {e:?}");
+        }
+        let login = &wire.startup;
+        let tags = tags(login);
         assert!(
             tags.starts_with('R') && tags.contains('K'),
             "{what}: {tags}"
@@ -111,10 +111,10 @@ async fn ssl_and_gssenc_requests_are_declined_then_plain_login_works() {
 #[tokio::test]
 async fn protocol_3_1_with_an_option_is_negotiated_down_to_3_0() {
     let p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler("auth_type = \"trust\""));
-    let mut wire = Wire::connect(p.host(), p.port()).await;
+    let mut wire = RawClient::open(p.host(), p.port()).await;
     let body = b"user\0trust_user\0database\0testdb\0_pq_.foo\0bar\0\0";
-    wire.send(&raw_startup(3 << 16 | 1, body)).await;
-    let login = wire.read_until_ready().await;
+    wire.send_bytes(&raw_startup(3 << 16 | 1, body)).await;
+    let login = wire.recv_until_ready().await;
     let negotiate = &login[0];
     assert_eq!(
         negotiate.tag, b'v',
@@ -190,11 +190,10 @@ async fn message_over_max_packet_size_is_fatal_for_that_client_only() {
     let mut wire = raw_login(&p).await;
     // 'Q', Int32 length, the SQL, its NUL: 5000 bytes on the wire.
     let sql = format!("select 1 -- {}", "x".repeat(5000 - 6 - 12));
-    let mut out = BytesMut::new();
-    frontend::query(&sql, &mut out).unwrap();
-    assert_eq!(out.len(), 5000);
-    wire.send(&out).await;
-    let messages = wire.read_until_closed().await;
+    let query = Frontend::new().query(&sql);
+    assert_eq!(query.bytes().len(), 5000);
+    wire.send(query).await;
+    let messages = wire.recv_until_closed().await;
     let message = assert_single_fatal(&messages, "08P01", "oversized Query");
     assert!(message.contains("max_packet_size"), "{message}");
 
@@ -209,12 +208,12 @@ async fn client_stalled_in_startup_is_closed_at_client_login_timeout() {
     );
     let mut out = BytesMut::new();
     frontend::startup_message([("user", MD5_USER), ("database", TEST_DB)], &mut out).unwrap();
-    let mut stalled = Wire::connect(p.host(), p.port()).await;
-    stalled.send(&out[..out.len() / 2]).await;
+    let mut stalled = RawClient::open(p.host(), p.port()).await;
+    stalled.send_bytes(&out[..out.len() / 2]).await;
     let (bystander, _task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
 
-    // The read deadline inside `Wire` is far longer than the timeout: EOF must come first.
-    let messages = stalled.read_until_closed().await;
+    // The read deadline inside `RawClient` is far longer than the timeout: EOF must come first.
+    let messages = stalled.recv_until_closed().await;
     if !messages.is_empty() {
         assert_single_fatal(&messages, "08P01", "login timeout");
     }

@@ -9,8 +9,41 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
+use super::pgsetup::{MD5_PASS, MD5_USER, TEST_DB};
+
 /// The spawned connection task of a tokio-postgres client; its result says how it ended.
 pub type ConnTask = JoinHandle<Result<(), tokio_postgres::Error>>;
+
+/// TCP connection settings for `host:port` (Postgres or the pooler) with a short connect
+/// timeout; add user, password, dbname, options.
+pub fn tcp_config(host: &str, port: u16) -> tokio_postgres::Config {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(host)
+        .port(port)
+        .connect_timeout(Duration::from_secs(10));
+    cfg
+}
+
+/// `cfg` logging in as md5_user to testdb, the login most tests use; add what the test is about.
+pub fn md5_login(mut cfg: tokio_postgres::Config) -> tokio_postgres::Config {
+    cfg.user(MD5_USER).password(MD5_PASS).dbname(TEST_DB);
+    cfg
+}
+
+/// Logs in over `cfg` as `user` to `db`; None sends no password at all (a server that asks
+/// for one then gets a client-side error, not a wrong password).
+pub async fn connect_as(
+    mut cfg: tokio_postgres::Config,
+    user: &str,
+    password: Option<&str>,
+    db: &str,
+) -> Result<(tokio_postgres::Client, ConnTask), tokio_postgres::Error> {
+    cfg.user(user).dbname(db);
+    if let Some(password) = password {
+        cfg.password(password);
+    }
+    connect_with(&cfg).await
+}
 
 /// Connects without TLS and spawns the connection task on the current runtime.
 pub async fn connect_with(

@@ -12,13 +12,17 @@ pub mod pgsetup;
 pub mod pooler;
 pub mod pooler_config;
 pub mod raw;
-pub mod wire;
+pub mod raw_frontend;
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 // Re-exports for `use common::*;` — each test binary uses a different subset.
 #[allow(unused_imports)]
-pub use clients::{connect_with, sqlstate, wait_until, wait_until_blocking, ConnTask};
+pub use clients::{
+    connect_as, connect_with, md5_login, sqlstate, tcp_config, wait_until, wait_until_blocking,
+    ConnTask,
+};
 #[allow(unused_imports)]
 pub use pg::{shared_cluster, PgCluster, PgOptions};
 #[allow(unused_imports)]
@@ -29,8 +33,6 @@ pub use pgsetup::*;
 pub use pooler::Pooler;
 #[allow(unused_imports)]
 pub use pooler_config::PoolerConfig;
-#[allow(unused_imports)]
-pub use wire::{assert_single_fatal, raw_startup, tags, Message, Wire};
 
 /// A name no other test in any concurrently running test binary will pick: `prefix_pid_n`,
 /// lower case so it is a valid unquoted SQL identifier.
@@ -50,4 +52,11 @@ pub fn free_port() -> u16 {
 pub fn log_tail(log: &str, lines: usize) -> String {
     let all: Vec<&str> = log.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A log file's text so far (lossy UTF-8); empty if it does not exist yet.
+pub fn read_log(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::pgbin::{chown_to_postgres, pg_bindir, pg_tool, running_as_root, server_command};
 use super::pgsetup::{PG_HBA, SETUP_SQL, SUPERUSER};
-use super::{free_port, log_tail};
+use super::{free_port, log_tail, read_log};
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
@@ -352,9 +352,7 @@ impl PgCluster {
         self.dir.path().join(LOG_FILE)
     }
     pub fn log(&self) -> String {
-        std::fs::read(self.log_path())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        read_log(&self.log_path())
     }
 }
 

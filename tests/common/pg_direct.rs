@@ -4,21 +4,16 @@
 //! Invariant: nothing here goes through pgsluice.
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use super::pg::PgCluster;
 use super::pgbin::pg_tool;
 use super::pgsetup::SUPERUSER;
-use super::{connect_with, log_tail, ConnTask};
+use super::{connect_as, log_tail, tcp_config, ConnTask};
 
 impl PgCluster {
     /// Connection settings for 127.0.0.1:port with a short connect timeout; add user/db.
     pub fn config(&self) -> tokio_postgres::Config {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(self.host())
-            .port(self.port())
-            .connect_timeout(Duration::from_secs(10));
-        cfg
+        tcp_config(self.host(), self.port())
     }
 
     /// Connects straight to Postgres over TCP (no pooler); an empty password is not sent.
@@ -28,12 +23,8 @@ impl PgCluster {
         password: &str,
         db: &str,
     ) -> Result<(tokio_postgres::Client, ConnTask), tokio_postgres::Error> {
-        let mut cfg = self.config();
-        cfg.user(user).dbname(db);
-        if !password.is_empty() {
-            cfg.password(password);
-        }
-        connect_with(&cfg).await
+        let password = (!password.is_empty()).then_some(password);
+        connect_as(self.config(), user, password, db).await
     }
 
     /// A superuser client straight to Postgres (trusted on 127.0.0.1).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::pgbin::pg_tool;
 use super::pooler_config::PoolerConfig;
-use super::{connect_with, free_port, log_tail, ConnTask};
+use super::{connect_as, free_port, log_tail, read_log, tcp_config, ConnTask};
 
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const CONFIG_FILE: &str = "pooler.toml";
@@ -156,18 +156,12 @@ impl Pooler {
         self.dir.path().join(LOG_FILE)
     }
     pub fn log(&self) -> String {
-        std::fs::read(self.log_path())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        read_log(&self.log_path())
     }
 
     /// TCP connection settings for the pooler; add user, password, dbname, options.
     pub fn connect_config(&self) -> tokio_postgres::Config {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(self.host())
-            .port(self.port)
-            .connect_timeout(Duration::from_secs(10));
-        cfg
+        tcp_config(self.host(), self.port)
     }
 
     /// Same, over the pooler's Unix socket.
@@ -184,9 +178,7 @@ impl Pooler {
         password: &str,
         db: &str,
     ) -> Result<(tokio_postgres::Client, ConnTask), tokio_postgres::Error> {
-        let mut cfg = self.connect_config();
-        cfg.user(user).password(password).dbname(db);
-        connect_with(&cfg).await
+        connect_as(self.connect_config(), user, Some(password), db).await
     }
 
     /// `psql -X -v ON_ERROR_STOP=1 -w -h 127.0.0.1 -p <port> -U user -d db <args>`.

@@ -1,27 +1,32 @@
-//! A raw wire-protocol client for tests that must see the exact backend messages a client gets
-//! (tags, order, bodies) — what tokio-postgres hides. Frontend messages are encoded with
-//! postgres-protocol (`Frontend` batches them into one write); backend messages are split by
-//! tag + length only, so whatever pgsluice forwards is what the test sees, byte for byte.
-//! Invariant: every read has a generous deadline and panics naming what it waited for.
+//! The raw wire-protocol client, for tests that must see the exact backend messages a client
+//! gets (tags, order, bodies) — what tokio-postgres hides — or send bytes no driver would
+//! (malformed startup packets, half packets). Used by relay_protocol.rs, relay.rs, copy.rs and
+//! startup.rs. Backend messages are split by tag + length only, so whatever pgsluice forwards
+//! is what the test sees, byte for byte. Invariant: every read has one generous deadline and
+//! panics when it passes, so a pooler that never answers fails the test instead of hanging it.
 
+use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::pgsetup::TEST_DB;
 use super::pooler::Pooler;
+// Re-exported so tests import the whole client from `raw`; not every test binary sends raw bytes.
+#[allow(unused_imports)]
+pub use super::raw_frontend::{raw_startup, Frontend};
 
-/// How long any single backend message may take; generous, never asserted on.
-const READ_DEADLINE: Duration = Duration::from_secs(30);
+/// How long any single read may wait: long, because the machine is shared; never asserted on.
+pub const READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// One backend message: its tag and the body after the length word.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
     pub tag: u8,
-    pub body: Bytes,
+    pub body: Vec<u8>,
 }
 
 impl Backend {
@@ -40,6 +45,7 @@ impl Backend {
         out
     }
 
+    /// One field of an ErrorResponse/NoticeResponse by code ('S', 'V', 'C', 'M'...).
     pub fn field(&self, code: u8) -> Option<String> {
         self.fields()
             .into_iter()
@@ -83,161 +89,101 @@ impl Backend {
     }
 }
 
-/// The tags of `msgs` as a string ("12DCZ"), for readable order assertions.
+/// The tags of `msgs` as a string ("RSSKZ"), for readable order assertions.
 pub fn tags(msgs: &[Backend]) -> String {
     msgs.iter().map(|m| m.tag as char).collect()
 }
 
-/// Frontend messages batched into one write, in the order they are added.
-#[derive(Clone, Default)]
-pub struct Frontend(BytesMut);
+/// Asserts the messages are exactly one FATAL ErrorResponse with `sqlstate` (the connection
+/// being closed after it is implied: the caller read until EOF). Returns its message text.
+pub fn assert_single_fatal(msgs: &[Backend], sqlstate: &str, what: &str) -> String {
+    assert_eq!(
+        msgs.len(),
+        1,
+        "{what}: expected one ErrorResponse then EOF, got {msgs:?}"
+    );
+    let error = &msgs[0];
+    assert_eq!(error.tag, b'E', "{what}: not an ErrorResponse: {error:?}");
+    let fields = error.fields();
+    for (code, expected) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', sqlstate)] {
+        let value = error.field(code);
+        assert_eq!(value.as_deref(), Some(expected), "{what}: {fields:?}");
+    }
+    error.field(b'M').unwrap_or_default()
+}
 
-impl Frontend {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    pub fn query(mut self, sql: &str) -> Self {
-        frontend::query(sql, &mut self.0).unwrap();
-        self
-    }
-    pub fn parse(mut self, name: &str, sql: &str) -> Self {
-        frontend::parse(name, sql, [], &mut self.0).unwrap();
-        self
-    }
-    /// Bind with parameters in text format (None = NULL) and text results.
-    pub fn bind(mut self, portal: &str, statement: &str, params: &[Option<&str>]) -> Self {
-        let values = params.iter().copied();
-        let serializer = |v: Option<&str>, buf: &mut BytesMut| match v {
-            Some(s) => {
-                buf.put_slice(s.as_bytes());
-                Ok(postgres_protocol::IsNull::No)
-            }
-            None => Ok(postgres_protocol::IsNull::Yes),
-        };
-        if frontend::bind(portal, statement, [0], values, serializer, [0], &mut self.0).is_err() {
-            panic!("encode Bind");
-        }
-        self
-    }
-    pub fn describe_portal(mut self, name: &str) -> Self {
-        frontend::describe(b'P', name, &mut self.0).unwrap();
-        self
-    }
-    pub fn close_statement(mut self, name: &str) -> Self {
-        frontend::close(b'S', name, &mut self.0).unwrap();
-        self
-    }
-    pub fn close_portal(mut self, name: &str) -> Self {
-        frontend::close(b'P', name, &mut self.0).unwrap();
-        self
-    }
-    pub fn describe_statement(mut self, name: &str) -> Self {
-        frontend::describe(b'S', name, &mut self.0).unwrap();
-        self
-    }
-    pub fn execute(mut self, portal: &str, max_rows: i32) -> Self {
-        frontend::execute(portal, max_rows, &mut self.0).unwrap();
-        self
-    }
-    pub fn flush(mut self) -> Self {
-        frontend::flush(&mut self.0);
-        self
-    }
-    pub fn sync(mut self) -> Self {
-        frontend::sync(&mut self.0);
-        self
-    }
-    pub fn copy_data(mut self, data: &[u8]) -> Self {
-        frontend::CopyData::new(data).unwrap().write(&mut self.0);
-        self
-    }
-    pub fn copy_done(mut self) -> Self {
-        frontend::copy_done(&mut self.0);
-        self
-    }
-    pub fn copy_fail(mut self, message: &str) -> Self {
-        frontend::copy_fail(message, &mut self.0).unwrap();
-        self
-    }
-    pub fn terminate(mut self) -> Self {
-        frontend::terminate(&mut self.0);
-        self
-    }
-    /// FunctionCall ('F', PostgreSQL docs "Function Call" sub-protocol) with int4 arguments
-    /// and result, all in binary format; postgres-protocol has no encoder for it.
-    pub fn function_call_int4(mut self, function_oid: u32, args: &[i32]) -> Self {
-        let mut body = BytesMut::new();
-        body.put_u32(function_oid);
-        body.put_i16(1); // one format code for all arguments: binary
-        body.put_i16(1);
-        body.put_i16(args.len() as i16);
-        for arg in args {
-            body.put_i32(4);
-            body.put_i32(*arg);
-        }
-        body.put_i16(1); // result format: binary
-        self.0.put_u8(b'F');
-        self.0.put_i32(body.len() as i32 + 4);
-        self.0.put_slice(&body);
-        self
+/// Awaits one read, panicking with `what` after READ_DEADLINE.
+async fn with_deadline<T>(what: &str, read: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(READ_DEADLINE, read).await {
+        Ok(value) => value,
+        Err(_) => panic!("{what}: nothing within {READ_DEADLINE:?}"),
     }
 }
 
-/// A logged-in raw connection.
+/// A TCP connection to the pooler (or to Postgres, for a reference run), logged in or not,
+/// plus the bytes received but not yet split into messages.
 pub struct RawClient {
     stream: TcpStream,
     buf: BytesMut,
-    /// Everything between AuthenticationOk and the first ReadyForQuery (ParameterStatus...).
+    /// Every message of the login, the first Authentication request through ReadyForQuery.
     pub startup: Vec<Backend>,
     /// The BackendKeyData the client was given: (process id, secret key).
     pub key: (i32, i32),
 }
 
 impl RawClient {
-    /// Logs in to `p` as `user` on testdb with extra startup `params`; panics on refusal.
-    pub async fn connect(p: &Pooler, user: &str, password: &str, params: &[(&str, &str)]) -> Self {
-        match Self::try_connect(p.host(), p.port(), user, password, params).await {
-            Ok(c) => c,
-            Err(e) => panic!("raw login refused: {:?}\n{}", e.fields(), p.log()),
-        }
-    }
-
-    /// Logs in to whatever listens on `host:port` (the pooler, or Postgres itself for a
-    /// reference run); Err is the ErrorResponse sent instead. Trust, cleartext and md5
-    /// password requests are answered.
-    pub async fn try_connect(
-        host: &str,
-        port: u16,
-        user: &str,
-        password: &str,
-        params: &[(&str, &str)],
-    ) -> Result<Self, Backend> {
+    /// A bare connection to `host:port`: nothing sent yet.
+    pub async fn open(host: &str, port: u16) -> Self {
         let stream = TcpStream::connect((host, port))
             .await
             .expect("connect to server");
         stream.set_nodelay(true).unwrap();
-        let mut c = RawClient {
+        RawClient {
             stream,
             buf: BytesMut::new(),
             startup: Vec::new(),
             key: (0, 0),
-        };
+        }
+    }
+
+    /// Opens a connection to `p` and logs in as `user` on testdb with extra startup `params`;
+    /// panics on refusal.
+    pub async fn connect(p: &Pooler, user: &str, password: &str, params: &[(&str, &str)]) -> Self {
+        let mut c = Self::open(p.host(), p.port()).await;
+        if let Err(e) = c.login(user, password, params).await {
+            panic!("raw login refused: {:?}\n{}", e.fields(), p.log());
+        }
+        c
+    }
+
+    /// Sends a StartupMessage for `user` on testdb and answers trust, cleartext and md5
+    /// password requests until ReadyForQuery; Err is the ErrorResponse sent instead.
+    pub async fn login(
+        &mut self,
+        user: &str,
+        password: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(), Backend> {
         let mut all = vec![("user", user), ("database", TEST_DB)];
         all.extend_from_slice(params);
         let mut out = BytesMut::new();
         frontend::startup_message(all, &mut out).unwrap();
-        c.send_bytes(&out).await;
+        self.send_bytes(&out).await;
         loop {
-            let m = c.recv().await;
+            let m = self.recv().await;
             match m.tag {
-                b'R' => c.answer_auth(&m, user, password).await,
+                b'R' => self.answer_auth(&m, user, password).await,
                 b'E' => return Err(m),
                 b'K' => {
                     let mut b = &m.body[..];
-                    c.key = (b.get_i32(), b.get_i32());
+                    self.key = (b.get_i32(), b.get_i32());
                 }
-                b'Z' => return Ok(c),
-                _ => c.startup.push(m),
+                _ => {}
+            }
+            let ready = m.tag == b'Z';
+            self.startup.push(m);
+            if ready {
+                return Ok(());
             }
         }
     }
@@ -273,40 +219,61 @@ impl RawClient {
     }
 
     pub async fn send(&mut self, batch: Frontend) {
-        self.send_bytes(&batch.0).await;
+        self.send_bytes(batch.bytes()).await;
     }
 
+    /// Writes bytes; a write error is ignored, since the peer may already have closed a
+    /// connection it refused — what it sent before closing is still there to read, and a
+    /// connection that is really gone fails the next read.
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write to pooler");
+        let _ = self.stream.write_all(bytes).await;
     }
 
-    /// The next backend message; panics on end of stream or after the deadline.
-    pub async fn recv(&mut self) -> Backend {
-        match tokio::time::timeout(READ_DEADLINE, self.next()).await {
-            Ok(Some(m)) => m,
-            Ok(None) => panic!("pooler closed the connection while a message was expected"),
-            Err(_) => panic!("no backend message within {READ_DEADLINE:?}"),
-        }
+    /// Reads more bytes; false at end of stream or on a reset (the peer closed).
+    async fn fill(&mut self) -> bool {
+        matches!(self.stream.read_buf(&mut self.buf).await, Ok(n) if n > 0)
     }
 
-    /// Next message, None at end of stream.
-    async fn next(&mut self) -> Option<Backend> {
-        loop {
-            if self.buf.len() >= 5 {
-                let len = i32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
-                if self.buf.len() > len {
-                    let mut frame = self.buf.split_to(len + 1);
-                    let tag = frame[0];
-                    frame.advance(5);
-                    return Some(Backend {
-                        tag,
-                        body: frame.freeze(),
-                    });
+    /// Exactly `n` raw bytes (for the one-byte answer to SSLRequest); None if closed first.
+    pub async fn recv_bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        with_deadline("raw bytes", async {
+            while self.buf.len() < n {
+                if !self.fill().await {
+                    return None;
                 }
             }
-            if self.stream.read_buf(&mut self.buf).await.ok()? == 0 {
-                return None;
+            Some(self.buf.split_to(n).to_vec())
+        })
+        .await
+    }
+
+    /// The next whole backend message; None at end of stream, leaving the bytes of an
+    /// unfinished message in `buf`. This is the one place messages are split.
+    async fn next_message(&mut self) -> Option<Backend> {
+        with_deadline("backend message", async {
+            loop {
+                if self.buf.len() >= 5 {
+                    let len = i32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+                    if self.buf.len() > len {
+                        let tag = self.buf[0];
+                        self.buf.advance(5);
+                        let body = self.buf.split_to(len - 4).to_vec();
+                        return Some(Backend { tag, body });
+                    }
+                }
+                if !self.fill().await {
+                    return None;
+                }
             }
+        })
+        .await
+    }
+
+    /// The next backend message; panics on end of stream.
+    pub async fn recv(&mut self) -> Backend {
+        match self.next_message().await {
+            Some(m) => m,
+            None => panic!("the peer closed the connection while a message was expected"),
         }
     }
 
@@ -332,6 +299,28 @@ impl RawClient {
         msgs
     }
 
+    /// Every message until the peer closes the connection, which must not be mid-message.
+    pub async fn recv_until_closed(&mut self) -> Vec<Backend> {
+        let mut msgs = Vec::new();
+        while let Some(m) = self.next_message().await {
+            msgs.push(m);
+        }
+        assert!(
+            self.buf.is_empty(),
+            "connection closed inside a message: {:?}",
+            &self.buf[..]
+        );
+        msgs
+    }
+
+    /// Waits for the peer to close the connection; true if it did so with no bytes left.
+    pub async fn closed_cleanly(&mut self) -> bool {
+        match self.next_message().await {
+            None => self.buf.is_empty(),
+            Some(m) => panic!("expected end of stream, got {m:?}"),
+        }
+    }
+
     /// A simple Query and its replies through ReadyForQuery.
     pub async fn query(&mut self, sql: &str) -> Vec<Backend> {
         self.send(Frontend::new().query(sql)).await;
@@ -346,28 +335,15 @@ impl RawClient {
             None => panic!("{sql}: no row in {:?}", tags(&msgs)),
         }
     }
-
-    /// Waits for the pooler to close the connection; true if it did so with no bytes left.
-    pub async fn closed_cleanly(&mut self) -> bool {
-        match tokio::time::timeout(READ_DEADLINE, self.next()).await {
-            Ok(None) => self.buf.is_empty(),
-            Ok(Some(m)) => panic!("expected end of stream, got {m:?}"),
-            Err(_) => panic!("connection still open after {READ_DEADLINE:?}"),
-        }
-    }
 }
 
 /// Sends a 16-byte CancelRequest to the pooler on a fresh connection and waits until the
 /// pooler closes it (it has then done whatever it will do with the request).
 pub async fn send_cancel_request(p: &Pooler, process_id: i32, secret: i32) {
-    let mut stream = TcpStream::connect((p.host(), p.port()))
-        .await
-        .expect("connect to pooler");
+    let mut c = RawClient::open(p.host(), p.port()).await;
     let mut out = BytesMut::new();
     frontend::cancel_request(process_id, secret, &mut out);
-    stream.write_all(&out).await.expect("write CancelRequest");
-    let mut sink = Vec::new();
-    let read = tokio::time::timeout(READ_DEADLINE, stream.read_to_end(&mut sink)).await;
-    assert!(read.is_ok(), "pooler kept the cancel connection open");
-    assert!(sink.is_empty(), "a CancelRequest gets no reply: {sink:?}");
+    c.send_bytes(&out).await;
+    let reply = c.recv_until_closed().await;
+    assert!(reply.is_empty(), "a CancelRequest gets no reply: {reply:?}");
 }
