@@ -14,7 +14,6 @@ use tokio::io::AsyncWriteExt;
 
 pub(crate) use session::send_fatal;
 
-use crate::config::PoolMode;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{PoolError, PoolKey, PoolSettings};
@@ -206,9 +205,6 @@ async fn log_in(
         if matches!(pool.settings().credential, Credential::None) && db.password.is_none() {
             pool.set_credential(Credential::ScramKeys(keys));
         }
-    }
-    if pool.settings().mode != PoolMode::Session {
-        tracing::warn!(pool = %database, mode = %pool.settings().mode, "only session pooling is implemented yet; serving in session mode");
     }
     let mut out = BytesMut::new();
     backend::authentication_ok(&mut out);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::PoolKey;
 use crate::auth::{Secret, Userlist};
-use crate::config::{Config, DatabaseSettings, PoolMode};
+use crate::config::{Config, DatabaseSettings};
 use crate::net::Address;
 use crate::server::Credential;
 
@@ -17,7 +17,6 @@ pub(crate) struct PoolSettings {
     pub(crate) server_user: String,
     pub(crate) credential: Credential,
     pub(crate) size: usize,
-    pub(crate) mode: PoolMode,
     pub(crate) connect_timeout: Duration,
     pub(crate) query_wait_timeout: Duration,
     pub(crate) keepalive: bool,
@@ -47,7 +46,6 @@ impl PoolSettings {
             server_user,
             credential,
             size: config.pool_size_for(&key.database, &key.user),
-            mode: config.pool_mode_for(&key.database, &key.user),
             connect_timeout: p.server_connect_timeout,
             query_wait_timeout: p.query_wait_timeout,
             keepalive: p.tcp_keepalive,
