@@ -41,27 +41,36 @@ impl FrameCodec {
     }
 }
 
+/// Reads a tagged message header: the tag and the whole message's size (tag + length field +
+/// body). The length field counts itself, so it must be at least 4 and at most `max_len`;
+/// both are checked from the 5 header bytes alone, before any body is buffered.
+pub fn message_header(buf: &[u8], max_len: usize) -> Result<Option<(u8, usize)>, ProtocolError> {
+    let Some(header) = buf.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let tag = header[0];
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    if len < 4 {
+        return Err(ProtocolError::InvalidLength { tag, len });
+    }
+    if len > max_len {
+        return Err(ProtocolError::MessageTooLong {
+            tag,
+            len,
+            max: max_len,
+        });
+    }
+    Ok(Some((tag, len + 1)))
+}
+
 impl Decoder for FrameCodec {
     type Item = Frame;
     type Error = ProtocolError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        let Some(header) = src.first_chunk::<HEADER_LEN>() else {
+        let Some((tag, total)) = message_header(src, self.max_len)? else {
             return Ok(None);
         };
-        let tag = header[0];
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-        if len < 4 {
-            return Err(ProtocolError::InvalidLength { tag, len });
-        }
-        if len > self.max_len {
-            return Err(ProtocolError::MessageTooLong {
-                tag,
-                len,
-                max: self.max_len,
-            });
-        }
-        let total = 1 + len;
         if src.len() < total {
             src.reserve((total - src.len()).min(MAX_RESERVE));
             return Ok(None);

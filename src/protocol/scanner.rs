@@ -5,6 +5,7 @@
 //! docs "Message Formats") and hands over whole bodies for the few tags the caller inspects.
 //! A length outside `4..=max_len` is refused from the 5-byte header alone, before buffering.
 
+use super::codec::message_header;
 use super::ProtocolError;
 
 /// What the bytes at the front of a buffer are.
@@ -56,22 +57,9 @@ impl Scanner {
             self.remaining -= consumed;
             return Ok(Step::Continue { consumed });
         }
-        if buf.len() < 5 {
+        let Some((tag, total)) = message_header(buf, self.max_len)? else {
             return Ok(Step::NeedMore);
-        }
-        let tag = buf[0];
-        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-        if len < 4 {
-            return Err(ProtocolError::InvalidLength { tag, len });
-        }
-        if len > self.max_len {
-            return Err(ProtocolError::MessageTooLong {
-                tag,
-                len,
-                max: self.max_len,
-            });
-        }
-        let total = len + 1;
+        };
         if buf.len() >= total {
             return Ok(Step::Whole {
                 tag,
@@ -92,10 +80,10 @@ impl Scanner {
     /// Bytes still needed to complete the message whose header is at the front of `buf`, for
     /// callers that must buffer it whole; `None` when the header itself is incomplete.
     pub fn whole_message_len(buf: &[u8]) -> Option<usize> {
-        if buf.len() < 5 {
-            return None;
-        }
-        Some(u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize + 1)
+        message_header(buf, usize::MAX)
+            .ok()
+            .flatten()
+            .map(|(_, total)| total)
     }
 }
 
