@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::auth::{AuthError, Userlist};
 use crate::client;
-use crate::config::{Config, PoolMode};
+use crate::config::Config;
 use crate::net::{tune_tcp, BoxStream};
 use crate::state::{Shared, Shutdown};
 
@@ -42,7 +42,6 @@ pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
 
 /// Runs the pooler until shutdown completes.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    warn_unimplemented_modes(&config);
     let userlist = load_userlist(&config)?;
     let shared = Shared::new(config, userlist);
     // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
@@ -94,17 +93,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     }
     Ok(())
-}
-
-/// Transaction and statement pooling are not implemented yet: say so once, loudly, rather
-/// than let a DBA believe servers are shared per transaction.
-fn warn_unimplemented_modes(config: &Config) {
-    let modes = std::iter::once(config.pooler.pool_mode)
-        .chain(config.databases.values().filter_map(|d| d.pool_mode))
-        .chain(config.users.values().filter_map(|u| u.pool_mode));
-    if modes.into_iter().any(|m| m != PoolMode::Session) {
-        tracing::warn!("pool_mode transaction/statement is not implemented yet: those pools run in session mode");
-    }
 }
 
 enum Listener {

@@ -3,17 +3,20 @@
 //! pooler itself raises reaches the client as an ErrorResponse with a SQLSTATE
 //! (ARCHITECTURE.md invariant 5) before the socket closes.
 
+mod attach;
 mod auth;
 mod session;
 mod startup;
+mod transaction;
 
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-pub(crate) use session::send_fatal;
+pub(crate) use attach::send_fatal;
 
+use crate::config::PoolMode;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{PoolError, PoolKey, PoolSettings};
@@ -41,6 +44,8 @@ pub(crate) enum ClientError {
     LoginTimeout,
     #[error("pgsluice is shutting down")]
     ShuttingDown,
+    #[error("client_idle_timeout ({0:?}) exceeded; closing the idle connection")]
+    IdleTimeout(std::time::Duration),
     #[error(transparent)]
     Pool(#[from] PoolError),
     #[error(transparent)]
@@ -62,6 +67,7 @@ impl ClientError {
             ClientError::AuthFailed { .. } => "28P01",
             ClientError::NoDatabase(_) => "3D000",
             ClientError::ShuttingDown => "57P01",
+            ClientError::IdleTimeout(_) => "57P05",
             ClientError::Pool(e) => e.sqlstate(),
             ClientError::Server(e) => e.sqlstate(),
             ClientError::ServerGone(_) => "08006",
@@ -136,22 +142,27 @@ async fn handle(
     };
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
-    let result = session::run(session::Attached {
+    let attached = attach::Attached {
         shared,
         stream,
         pump,
         pool: logged_in.pool,
-        params: logged_in.params,
+        params: logged_in.params.into_iter().collect(),
         cancel_key: logged_in.cancel_key,
         client_id: id,
-    })
-    .await;
+    };
+    let result = match logged_in.mode {
+        PoolMode::Session => session::run(attached).await,
+        PoolMode::Transaction => transaction::run(attached, false).await,
+        PoolMode::Statement => transaction::run(attached, true).await,
+    };
     shared.cancels.forget(logged_in.cancel_key);
     result
 }
 
 struct LoggedIn {
     pool: Arc<crate::pool::Pool>,
+    mode: PoolMode,
     params: Vec<(String, String)>,
     cancel_key: (u32, u32),
 }
@@ -214,6 +225,7 @@ async fn log_in(
     }
     Ok(LoggedIn {
         pool,
+        mode: config.pool_mode_for(&database, &user),
         params: session_params,
         cancel_key: shared.cancels.issue(p.peer_id),
     })

@@ -194,6 +194,37 @@ impl Pump {
         self.poll_fill(cx, reader)
     }
 
+    /// The tag of the next message, when nothing is pending and its first byte is buffered.
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
+        (self.ready == 0 && self.scanner.at_boundary())
+            .then(|| self.buf.first().copied())
+            .flatten()
+    }
+
+    /// Waits until unscanned bytes are buffered; false at end of stream.
+    pub(crate) async fn wait_data<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<bool, PumpError> {
+        if self.buf.len() > self.ready {
+            return Ok(true);
+        }
+        Ok(std::future::poll_fn(|cx| self.poll_fill(cx, reader)).await? > 0)
+    }
+
+    /// Reads ahead while the caller waits for something else (a server), to notice the peer
+    /// leaving; stops reading once a few reads' worth are buffered so a flood cannot grow it.
+    /// False at end of stream.
+    pub(crate) async fn read_while_waiting<R: AsyncRead + Unpin + ?Sized>(
+        &mut self,
+        reader: &mut R,
+    ) -> Result<bool, PumpError> {
+        if self.buf.len() >= self.read_size * 16 {
+            std::future::pending::<()>().await;
+        }
+        Ok(std::future::poll_fn(|cx| self.poll_fill(cx, reader)).await? > 0)
+    }
+
     /// Puts bytes read by someone else (the login code) in front of the next read.
     pub(crate) fn prefill(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);

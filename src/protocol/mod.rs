@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod codec;
 pub mod frontend;
+pub mod params;
 pub mod scanner;
 pub mod startup;
 pub mod tracker;

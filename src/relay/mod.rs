@@ -4,4 +4,4 @@
 
 mod session;
 
-pub(crate) use session::{relay, RelayEnd};
+pub(crate) use session::{relay, Activity, ClientSide, RelayEnd, Rules};

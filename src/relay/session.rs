@@ -1,14 +1,18 @@
 //! The relay loop for one attached client and server: both directions polled in one future
 //! (like copy_bidirectional, so a large request and a large reply never deadlock on full
-//! buffers), messages forwarded byte-exact, the tracker updated from tags alone, and the
-//! server's ParameterStatus values remembered. All state lives in the pumps and tracker, so
-//! the future can be dropped and started again (on a shutdown notice) without losing bytes.
+//! buffers), messages forwarded byte-exact, the tracker updated from tags alone, and
+//! ParameterStatus values remembered for the server and, when they are session state, for the
+//! client. All state lives in the pumps, tracker and `Activity`, so the future can be dropped
+//! and started again (shutdown notice, timer) without losing bytes.
 
+use std::collections::BTreeMap;
 use std::task::Poll;
+use std::time::Instant;
 
 use crate::net::pump::{Paused, Pump, PumpError, Verdict};
 use crate::net::BoxStream;
-use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker};
+use crate::protocol::params::is_session_parameter;
+use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
 use crate::protocol::ProtocolError;
 use crate::server::{parse_parameter_status, ServerConn};
 
@@ -23,43 +27,98 @@ pub(crate) enum RelayEnd {
     ClientProtocol(ProtocolError),
     /// The server closed or failed; it cannot be reused.
     ServerGone(String),
-    /// `stop_at_idle` was asked and the server reached an idle point.
+    /// A stop at the next idle point was asked for and the server reached one.
     Idle,
+    /// Statement pooling, and the client opened a transaction block. The ReadyForQuery that
+    /// says so has not been forwarded.
+    TransactionBlock,
 }
 
-/// Relays until something ends it. With `stop_at_idle`, returns `Idle` as soon as Postgres
-/// owes nothing and no transaction is open (now, or after the reply in flight).
+/// When to hand control back besides the ends above.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rules {
+    /// Return `Idle` once Postgres owes nothing and no transaction is open.
+    pub(crate) stop_at_idle: bool,
+    /// Statement pooling: a ReadyForQuery inside a transaction is refused.
+    pub(crate) forbid_transactions: bool,
+}
+
+/// When the client last sent something and since when a reply has been owed, for the
+/// idle-transaction and query timeouts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Activity {
+    pub(crate) last_client: Instant,
+    pub(crate) busy_since: Option<Instant>,
+}
+
+impl Activity {
+    pub(crate) fn now() -> Activity {
+        Activity {
+            last_client: Instant::now(),
+            busy_since: None,
+        }
+    }
+}
+
+/// One attached client: its stream, its inbound pump, and the session parameters it expects.
+pub(crate) struct ClientSide<'a> {
+    pub(crate) stream: &'a mut BoxStream,
+    pub(crate) pump: &'a mut Pump,
+    pub(crate) params: &'a mut BTreeMap<String, String>,
+}
+
+/// Relays until something ends it.
 pub(crate) async fn relay(
-    client: &mut BoxStream,
-    client_pump: &mut Pump,
+    client: &mut ClientSide<'_>,
     server: &mut ServerConn,
     tracker: &mut Tracker,
-    stop_at_idle: bool,
+    activity: &mut Activity,
+    rules: Rules,
 ) -> RelayEnd {
-    if stop_at_idle && tracker.is_idle() && client_pump.is_empty() && server.inbound.is_empty() {
+    if rules.stop_at_idle
+        && tracker.is_idle()
+        && client.pump.is_empty()
+        && server.inbound.is_empty()
+    {
         return RelayEnd::Idle;
     }
+    let ClientSide {
+        stream: client_stream,
+        pump: client_pump,
+        params: client_params,
+    } = client;
     let ServerConn {
         stream: server_stream,
         inbound: server_pump,
-        params,
+        params: server_params,
         ..
     } = server;
+    // Outlives one poll: the stop it causes may be reported on a later poll.
+    let mut refused = false;
     std::future::poll_fn(|cx| {
+        let mut saw_client = false;
         let mut frontend = |tag: u8, _body: Option<&[u8]>| {
             if tag == b'X' {
                 return Verdict::StopBefore;
             }
+            saw_client = true;
             tracker.frontend(tag);
             Verdict::Forward
         };
-        match client_pump.poll_pump(
+        let c2s = client_pump.poll_pump(
             cx,
-            client,
+            client_stream,
             server_stream,
             frontend_must_buffer,
             &mut frontend,
-        ) {
+        );
+        if saw_client {
+            activity.last_client = Instant::now();
+            if tracker.outstanding > 0 && activity.busy_since.is_none() {
+                activity.busy_since = Some(activity.last_client);
+            }
+        }
+        match c2s {
             Poll::Ready(Ok(Paused::Stopped)) => return Poll::Ready(RelayEnd::ClientTerminated),
             Poll::Ready(Ok(Paused::Eof)) | Poll::Ready(Err(PumpError::Read(_))) => {
                 return Poll::Ready(RelayEnd::ClientGone)
@@ -72,20 +131,41 @@ pub(crate) async fn relay(
             }
             Poll::Pending => {}
         }
+        // Bytes of the client's next request still on their way would belong to this server.
+        let client_clean = client_pump.is_clean();
         let mut backend = |tag: u8, body: Option<&[u8]>| {
             if let (b'S', Some(b)) = (tag, body) {
                 if let Some((name, value)) = parse_parameter_status(b) {
-                    params.insert(name.to_string(), value.to_string());
+                    server_params.insert(name.to_string(), value.to_string());
+                    if is_session_parameter(name) {
+                        client_params.insert(name.to_string(), value.to_string());
+                    }
                 }
             }
+            let status = body.and_then(|b| b.first());
+            if rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
+                refused = true;
+                return Verdict::StopBefore;
+            }
             tracker.backend(tag, body);
-            if stop_at_idle && tag == b'Z' && tracker.is_idle() {
+            if rules.stop_at_idle && tag == b'Z' && tracker.is_idle() && client_clean {
                 Verdict::ForwardThenStop
             } else {
                 Verdict::Forward
             }
         };
-        match server_pump.poll_pump(cx, server_stream, client, backend_must_buffer, &mut backend) {
+        let s2c = server_pump.poll_pump(
+            cx,
+            server_stream,
+            client_stream,
+            backend_must_buffer,
+            &mut backend,
+        );
+        if tracker.outstanding == 0 {
+            activity.busy_since = None;
+        }
+        match s2c {
+            Poll::Ready(Ok(Paused::Stopped)) if refused => Poll::Ready(RelayEnd::TransactionBlock),
             Poll::Ready(Ok(Paused::Stopped)) => Poll::Ready(RelayEnd::Idle),
             Poll::Ready(Ok(Paused::Eof)) => {
                 Poll::Ready(RelayEnd::ServerGone("server closed the connection".into()))

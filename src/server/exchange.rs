@@ -3,6 +3,8 @@
 //! own inbound pump (so no byte of a half-read message is lost) and discarded, keeping the
 //! first error and the ParameterStatus values Postgres reports.
 
+use std::collections::BTreeMap;
+
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use tokio::io::AsyncWriteExt;
@@ -84,35 +86,61 @@ pub(crate) async fn drain(
     Ok(outcome)
 }
 
-/// Makes the server's session match `wanted` (name, value) in one round trip, setting only
-/// what differs from what Postgres last reported. Returns Postgres's error if it refused one.
+/// Makes the server's session match `wanted` (name → value) in one round trip: parameters
+/// Postgres reports are set only where its last report differs; unreported ones (search_path
+/// before PostgreSQL 17, statement_timeout from `options`) where pgsluice has not set that
+/// value itself, and those pgsluice set for an earlier client but `wanted` lacks are RESET.
+/// Returns Postgres's error if it refused one.
 pub(crate) async fn apply_params(
     server: &mut ServerConn,
-    wanted: &[(String, String)],
+    wanted: &BTreeMap<String, String>,
 ) -> Result<Option<(String, String)>, ServerError> {
-    let calls: Vec<String> = wanted
-        .iter()
-        .filter(|(name, value)| {
-            let current = server
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str());
-            current != Some(value.as_str())
-        })
-        .map(|(name, value)| {
-            format!(
+    let mut sets = Vec::new();
+    let mut applied = server.applied.clone();
+    for (name, value) in wanted {
+        let reported = server
+            .params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v);
+        let current = match reported {
+            Some(v) => Some(v),
+            None => server.applied.get(&name.to_ascii_lowercase()),
+        };
+        if current != Some(value) {
+            sets.push(format!(
                 "pg_catalog.set_config({}, {}, false)",
                 quote_literal(name),
                 quote_literal(value)
-            )
-        })
-        .collect();
-    if calls.is_empty() {
+            ));
+        }
+        if reported.is_none() {
+            applied.insert(name.to_ascii_lowercase(), value.clone());
+        }
+    }
+    let mut statements = Vec::new();
+    if !sets.is_empty() {
+        statements.push(format!("SELECT {}", sets.join(", ")));
+    }
+    for name in server.applied.keys() {
+        if !wanted.keys().any(|w| w.eq_ignore_ascii_case(name)) {
+            statements.push(format!("RESET {}", quote_ident(name)));
+            applied.remove(name);
+        }
+    }
+    if statements.is_empty() {
         return Ok(None);
     }
-    let outcome = simple_query(server, &format!("SELECT {}", calls.join(", "))).await?;
+    let outcome = simple_query(server, &statements.join("; ")).await?;
+    if outcome.error.is_none() {
+        server.applied = applied;
+    }
     Ok(outcome.error)
+}
+
+/// SQL identifier, quoted; a dotted custom parameter name ("myapp.mode") stays one name.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// SQL string literal; standard_conforming_strings is on in every supported Postgres, and an

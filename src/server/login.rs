@@ -145,6 +145,7 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         stream,
         inbound,
         params,
+        applied: BTreeMap::new(),
         backend_pid: key.0,
         backend_secret: key.1,
         address: req.address.clone(),

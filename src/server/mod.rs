@@ -28,6 +28,8 @@ pub(crate) struct ServerConn {
     pub(crate) inbound: Pump,
     /// Values Postgres reported with ParameterStatus, by name as reported.
     pub(crate) params: BTreeMap<String, String>,
+    /// Unreported parameters pgsluice itself set on this server (lower-case name → value).
+    pub(crate) applied: BTreeMap<String, String>,
     /// BackendKeyData of this server process, for forwarding cancels.
     pub(crate) backend_pid: u32,
     pub(crate) backend_secret: u32,

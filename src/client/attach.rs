@@ -1,0 +1,272 @@
+//! What session and transaction pooling share: a logged-in client (`Attached`), the first
+//! server it meets (startup parameters applied, ParameterStatus/BackendKeyData/ReadyForQuery
+//! sent), relaying with the client-side timeouts and shutdown notices, and giving a server back
+//! — checked in when clean, reset when the client left mid-way, closed when in doubt.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+
+use super::ClientError;
+use crate::net::pump::Pump;
+use crate::net::BoxStream;
+use crate::pool::{Lease, Pool};
+use crate::protocol::backend::{self, Severity};
+use crate::protocol::params::is_session_parameter;
+use crate::protocol::tracker::{Tracker, TX_IDLE};
+use crate::relay::{relay, Activity, ClientSide, RelayEnd, Rules};
+use crate::server::{apply_params, reset_for_next_client, send_cancel, CancelTarget, ServerConn};
+use crate::state::{Shared, Shutdown};
+
+/// A logged-in client, ready for its session.
+pub(crate) struct Attached<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) stream: &'a mut BoxStream,
+    pub(crate) pump: Pump,
+    pub(crate) pool: Arc<Pool>,
+    /// Session parameters this client expects on any server: its startup parameters, then
+    /// every session ParameterStatus it has been sent.
+    pub(crate) params: BTreeMap<String, String>,
+    pub(crate) cancel_key: (u32, u32),
+    pub(crate) client_id: u64,
+}
+
+/// Why relaying for this client stopped.
+#[derive(Debug)]
+pub(super) enum Event {
+    Relay(RelayEnd),
+    IdleTransactionTimeout(Duration),
+    QueryTimeout(Duration),
+    ClientIdleTimeout(Duration),
+}
+
+impl Attached<'_> {
+    /// Applies the startup parameters on the first server and greets the client with the
+    /// resulting ParameterStatus values, its cancel key and ReadyForQuery.
+    pub(super) async fn greet(&mut self, lease: &mut Lease) -> Result<(), ClientError> {
+        let server = lease.server();
+        if let Some((code, message)) = apply_params(server, &self.params).await? {
+            // Postgres refused a startup parameter: a FATAL at login, as Postgres itself does.
+            return Err(ClientError::Rejected { code, message });
+        }
+        let mut out = BytesMut::new();
+        for (name, value) in &server.params {
+            backend::parameter_status(&mut out, name, value);
+            if is_session_parameter(name) {
+                // The reported spelling and value replace the startup one.
+                self.params.retain(|k, _| !k.eq_ignore_ascii_case(name));
+                self.params.insert(name.clone(), value.clone());
+            }
+        }
+        backend::backend_key_data(&mut out, self.cancel_key.0, self.cancel_key.1);
+        backend::ready_for_query(&mut out, TX_IDLE);
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// Points this client's cancel key at `server` (or nowhere).
+    pub(super) fn point_cancel(&self, server: Option<&ServerConn>) {
+        let target = server.map(|s| CancelTarget {
+            address: s.address.clone(),
+            pid: s.backend_pid,
+            secret: s.backend_secret,
+        });
+        self.shared.cancels.point(self.cancel_key, target);
+    }
+
+    /// Relays until the client or server ends it, `rules` say stop, or a timeout fires.
+    /// SIGINT turns the session into "stop at the next idle point".
+    pub(super) async fn relay_until_event(
+        &mut self,
+        server: &mut ServerConn,
+        tracker: &mut Tracker,
+        rules: Rules,
+    ) -> Event {
+        let config = self.shared.config();
+        let p = &config.pooler;
+        let mut shutdown = self.shared.shutdown_state();
+        let mut activity = Activity::now();
+        let mut side = ClientSide {
+            stream: self.stream,
+            pump: &mut self.pump,
+            params: &mut self.params,
+        };
+        loop {
+            let closing = *shutdown.borrow_and_update() == Shutdown::Closing;
+            let rules = Rules {
+                stop_at_idle: rules.stop_at_idle || closing,
+                ..rules
+            };
+            let deadline = next_deadline(p, tracker, &activity, rules.stop_at_idle);
+            tokio::select! {
+                end = relay(&mut side, server, tracker, &mut activity, rules) => return Event::Relay(end),
+                Ok(()) = shutdown.changed(), if !closing => continue,
+                () = sleep_until(deadline) => {
+                    if let Some(event) = expired(p, tracker, &activity, rules.stop_at_idle) {
+                        return event;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A timeout that may fire, and what it means when it does.
+struct Timer {
+    due: Option<Instant>,
+    event: Event,
+}
+
+/// The timeouts that can apply now: idle_transaction_timeout while a transaction waits on
+/// the client, query_timeout while a reply is owed, client_idle_timeout while a session-mode
+/// client holds an idle server.
+fn timers(
+    p: &crate::config::PoolerSettings,
+    tracker: &Tracker,
+    activity: &Activity,
+    releasing: bool,
+) -> [Timer; 3] {
+    let at = |base: Instant, limit: Duration| (!limit.is_zero()).then(|| base + limit);
+    let waiting_on_client = tracker.outstanding == 0 && !tracker.unsynced;
+    let in_transaction = waiting_on_client && tracker.tx_status != TX_IDLE;
+    [
+        Timer {
+            due: in_transaction
+                .then(|| at(activity.last_client, p.idle_transaction_timeout))
+                .flatten(),
+            event: Event::IdleTransactionTimeout(p.idle_transaction_timeout),
+        },
+        Timer {
+            due: activity.busy_since.and_then(|b| at(b, p.query_timeout)),
+            event: Event::QueryTimeout(p.query_timeout),
+        },
+        Timer {
+            due: (!releasing && tracker.is_idle())
+                .then(|| at(activity.last_client, p.client_idle_timeout))
+                .flatten(),
+            event: Event::ClientIdleTimeout(p.client_idle_timeout),
+        },
+    ]
+}
+
+fn next_deadline(
+    p: &crate::config::PoolerSettings,
+    tracker: &Tracker,
+    activity: &Activity,
+    releasing: bool,
+) -> Option<Instant> {
+    timers(p, tracker, activity, releasing)
+        .iter()
+        .filter_map(|t| t.due)
+        .min()
+}
+
+fn expired(
+    p: &crate::config::PoolerSettings,
+    tracker: &Tracker,
+    activity: &Activity,
+    releasing: bool,
+) -> Option<Event> {
+    let now = Instant::now();
+    timers(p, tracker, activity, releasing)
+        .into_iter()
+        .find(|t| t.due.is_some_and(|d| d <= now))
+        .map(|t| t.event)
+}
+
+/// Ends the client's use of `lease` after `event`; returns what to tell the client.
+pub(super) async fn settle(
+    c: &mut Attached<'_>,
+    mut lease: Lease,
+    tracker: Tracker,
+    event: Event,
+) -> Result<(), ClientError> {
+    let result = match event {
+        Event::Relay(RelayEnd::ClientTerminated | RelayEnd::ClientGone) => Ok(()),
+        Event::Relay(RelayEnd::ClientProtocol(e)) => Err(e.into()),
+        Event::Relay(RelayEnd::Idle) => Err(ClientError::ShuttingDown),
+        Event::Relay(RelayEnd::TransactionBlock) => Err(ClientError::Rejected {
+            code: "0A000".into(),
+            message: "transaction blocks are not allowed in statement pooling mode".into(),
+        }),
+        Event::Relay(RelayEnd::ServerGone(reason)) => {
+            lease.discard();
+            return Err(ClientError::ServerGone(reason));
+        }
+        Event::QueryTimeout(limit) => {
+            // PgBouncer's rule: cancel the query and close that server.
+            let s = lease.server();
+            let _ = send_cancel(&s.address, s.backend_pid, s.backend_secret).await;
+            lease.discard();
+            return Err(ClientError::Rejected {
+                code: "57014".into(),
+                message: format!("query_timeout ({limit:?}) exceeded; the query was canceled"),
+            });
+        }
+        Event::IdleTransactionTimeout(limit) => Err(ClientError::Rejected {
+            code: "25P03".into(),
+            message: format!(
+                "idle_transaction_timeout ({limit:?}) exceeded; transaction rolled back"
+            ),
+        }),
+        Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
+    };
+    let clean = c.pump.is_clean();
+    release(c.shared, lease, tracker, clean).await;
+    result
+}
+
+/// Resets the server for the next client and pools it, or closes it if that fails.
+pub(super) async fn release(
+    shared: &Shared,
+    mut lease: Lease,
+    tracker: Tracker,
+    client_side_clean: bool,
+) {
+    let config = shared.config();
+    let p = &config.pooler;
+    let limit = if p.server_reset_timeout.is_zero() {
+        Duration::from_secs(5)
+    } else {
+        p.server_reset_timeout
+    };
+    let server = lease.server();
+    let (id, age) = (server.id, server.connected_at.elapsed());
+    let reset = reset_for_next_client(server, tracker, client_side_clean, &p.server_reset_query);
+    match tokio::time::timeout(limit, reset).await {
+        Ok(Ok(())) => {
+            let pool = lease.pool().clone();
+            pool.checkin(lease);
+        }
+        Ok(Err(e)) => {
+            tracing::info!(server = id, ?age, reason = %e, "closing server connection after failed reset");
+            lease.discard();
+        }
+        Err(_) => {
+            tracing::info!(
+                server = id,
+                ?age,
+                ?limit,
+                "closing server connection: reset timed out (server_reset_timeout)"
+            );
+            lease.discard();
+        }
+    }
+}
+
+/// Writes a FATAL ErrorResponse; the connection is closed right after.
+pub(crate) async fn send_fatal(stream: &mut BoxStream, code: &str, message: &str) {
+    let mut out = BytesMut::new();
+    backend::error_response(&mut out, Severity::Fatal, code, message, None, None);
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+}

@@ -1,0 +1,159 @@
+//! Transaction and statement pool modes: the client holds a server only from its first
+//! message that needs one until Postgres is idle again (ReadyForQuery 'I', nothing owed, no
+//! COPY); then the server goes straight back to the pool. Before each use the server is given
+//! this client's session parameters (one round trip, only when something differs). A client
+//! that cannot get a server within query_wait_timeout gets ERROR 53300 and ReadyForQuery, and
+//! may retry on the same connection.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use super::attach::{settle, Attached, Event};
+use super::ClientError;
+use crate::net::pump::{Paused, Verdict};
+use crate::pool::{Lease, PoolError};
+use crate::protocol::backend::{self, Severity};
+use crate::protocol::tracker::{frontend_must_buffer, Tracker, TX_IDLE};
+use crate::relay::{RelayEnd, Rules};
+use crate::server::apply_params;
+use crate::state::{Shared, Shutdown};
+
+pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(), ClientError> {
+    // The login needs one server for the ParameterStatus values it reports; then it goes back.
+    let mut lease = checkout_while_connected(&mut c).await?;
+    let greeted = c.greet(&mut lease).await;
+    let pool = lease.pool().clone();
+    pool.checkin(lease);
+    greeted?;
+
+    let mut shutdown = c.shared.shutdown_state();
+    let rules = Rules {
+        stop_at_idle: true,
+        forbid_transactions: statement_mode,
+    };
+    loop {
+        if !wait_for_request(&mut c, &mut shutdown).await? {
+            return Ok(());
+        }
+        let mut lease = match checkout_while_connected(&mut c).await {
+            Ok(lease) => lease,
+            Err(ClientError::Pool(e @ PoolError::WaitTimeout { .. })) => {
+                refuse_request(&mut c, &e).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let server = lease.server();
+        if let Some((code, message)) = apply_params(server, &c.params).await? {
+            super::attach::release(c.shared, lease, Tracker::default(), true).await;
+            return Err(ClientError::Rejected { code, message });
+        }
+        c.point_cancel(Some(server));
+        let mut tracker = Tracker::default();
+        let event = c.relay_until_event(server, &mut tracker, rules).await;
+        c.point_cancel(None);
+        match event {
+            Event::Relay(RelayEnd::Idle) => give_back(c.shared, lease).await,
+            other => return settle(&mut c, lease, tracker, other).await,
+        }
+    }
+}
+
+/// A clean server back to its pool, through server_reset_query when
+/// server_reset_query_always asks for it.
+async fn give_back(shared: &Shared, lease: Lease) {
+    let config = shared.config();
+    if config.pooler.server_reset_query_always {
+        super::attach::release(shared, lease, Tracker::default(), true).await;
+    } else {
+        let pool = lease.pool().clone();
+        pool.checkin(lease);
+    }
+}
+
+/// Checks out a server, giving up at once if the client goes away while it waits (so its
+/// place in the queue is not kept for nobody).
+pub(super) async fn checkout_while_connected(c: &mut Attached<'_>) -> Result<Lease, ClientError> {
+    let pool = c.pool.clone();
+    let checkout = pool.checkout();
+    tokio::pin!(checkout);
+    loop {
+        tokio::select! {
+            lease = &mut checkout => return Ok(lease?),
+            more = c.pump.read_while_waiting(c.stream) => match more {
+                Ok(true) => continue,
+                _ => return Err(ClientError::Gone),
+            },
+        }
+    }
+}
+
+/// Waits, with no server, for the client's next request. False when the client is done
+/// (Terminate or end of stream).
+async fn wait_for_request(
+    c: &mut Attached<'_>,
+    shutdown: &mut watch::Receiver<Shutdown>,
+) -> Result<bool, ClientError> {
+    let idle = c.shared.config().pooler.client_idle_timeout;
+    loop {
+        if *shutdown.borrow_and_update() == Shutdown::Closing {
+            return Err(ClientError::ShuttingDown);
+        }
+        if let Some(tag) = c.pump.peek_tag() {
+            return Ok(tag != b'X');
+        }
+        tokio::select! {
+            more = c.pump.wait_data(c.stream) => match more {
+                Ok(true) => continue,
+                _ => return Ok(false),
+            },
+            () = sleep_or_forever(idle) => return Err(ClientError::IdleTimeout(idle)),
+            Ok(()) = shutdown.changed() => continue,
+        }
+    }
+}
+
+async fn sleep_or_forever(limit: Duration) {
+    if limit.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(limit).await;
+}
+
+/// Answers a request no server could be found for: ERROR 53300, the request's messages
+/// (through its Query or Sync) discarded, then ReadyForQuery so the client may retry.
+async fn refuse_request(c: &mut Attached<'_>, error: &PoolError) -> Result<(), ClientError> {
+    let mut out = BytesMut::new();
+    backend::error_response(
+        &mut out,
+        Severity::Error,
+        error.sqlstate(),
+        &error.to_string(),
+        None,
+        None,
+    );
+    c.stream.write_all(&out).await?;
+    let mut sink = tokio::io::sink();
+    let mut handler = |tag: u8, _: Option<&[u8]>| match tag {
+        b'Q' | b'S' => Verdict::ForwardThenStop,
+        b'X' => Verdict::StopBefore,
+        _ => Verdict::Forward,
+    };
+    let stream = &mut *c.stream;
+    let pump = &mut c.pump;
+    let paused = std::future::poll_fn(|cx| {
+        pump.poll_pump(cx, stream, &mut sink, frontend_must_buffer, &mut handler)
+    })
+    .await
+    .map_err(|_| ClientError::Gone)?;
+    if paused == Paused::Eof {
+        return Err(ClientError::Gone);
+    }
+    out.clear();
+    backend::ready_for_query(&mut out, TX_IDLE);
+    c.stream.write_all(&out).await?;
+    Ok(())
+}
