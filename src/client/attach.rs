@@ -89,6 +89,15 @@ impl Attached<'_> {
         let p = &config.pooler;
         let mut shutdown = self.shared.shutdown_state();
         let mut activity = Activity::now();
+        let recheck = [
+            p.idle_transaction_timeout,
+            p.query_timeout,
+            p.client_idle_timeout,
+        ]
+        .into_iter()
+        .filter(|d| !d.is_zero())
+        .min()
+        .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut side = ClientSide {
             stream: self.stream,
             pump: &mut self.pump,
@@ -100,7 +109,15 @@ impl Attached<'_> {
                 stop_at_idle: rules.stop_at_idle || closing,
                 ..rules
             };
-            let deadline = next_deadline(p, tracker, &activity, rules.stop_at_idle);
+            // The relay moves the deadlines (a query starts, a transaction opens) without
+            // returning, so with any timeout configured, look again at a fraction of it.
+            let deadline = [
+                next_deadline(p, tracker, &activity, rules.stop_at_idle),
+                recheck.map(|r| Instant::now() + r),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             tokio::select! {
                 end = relay(&mut side, server, tracker, &mut activity, rules) => return Event::Relay(end),
                 Ok(()) = shutdown.changed(), if !closing => continue,
