@@ -20,6 +20,7 @@ bindir="$(find_bindir)"
 pg_port="${PG_PORT:-5499}"
 port="${PGSLUICE_PORT:-6432}"
 pool_size="${POOL_SIZE:-20}"
+pool_mode="${POOL_MODE:-transaction}"
 work="$(mktemp -d /tmp/pgsluice-try-XXXXXX)"
 chmod 755 "$work"
 as_pg=()
@@ -47,7 +48,8 @@ cat >"$work/pooler.toml" <<TOML
 listen_addr = "127.0.0.1"
 listen_port = $port
 unix_socket_dir = ""
-pool_mode = "session"
+pool_mode = "$pool_mode"
+max_client_conn = 10000
 auth_type = "scram-sha-256"
 auth_file = "userlist.txt"
 default_pool_size = $pool_size
