@@ -128,4 +128,39 @@ mod tests {
         c.leave("roster", "bob");
         c.admit("roster", "carol", 2, 0).unwrap();
     }
+
+    #[test]
+    fn the_registry_admits_by_config_and_a_dropped_slot_frees_its_place() {
+        use crate::config::Config;
+        use crate::pool::PoolRegistry;
+        let config = Config::parse(
+            "[pooler]\nmax_user_client_connections = 3\n\
+             [databases.roster]\nmax_db_client_connections = 1\n[databases.pos]\n\
+             [users.kiosk]\nmax_user_client_connections = 1\n",
+            std::path::Path::new(""),
+        )
+        .unwrap();
+        let registry = PoolRegistry::default();
+        let first = registry.admit_client(&config, "roster", "alice").unwrap();
+        let e = registry.admit_client(&config, "roster", "bob").unwrap_err();
+        assert_eq!(e.sqlstate(), "53300");
+        assert!(
+            e.to_string().contains("max_db_client_connections = 1"),
+            "{e}"
+        );
+        // [users.kiosk] overrides [pooler]; other users get the global limit.
+        let _kiosk = registry.admit_client(&config, "pos", "kiosk").unwrap();
+        assert!(registry.admit_client(&config, "pos", "kiosk").is_err());
+        let _a2 = registry.admit_client(&config, "pos", "alice").unwrap();
+        let _a3 = registry.admit_client(&config, "pos", "alice").unwrap();
+        let e = registry.admit_client(&config, "pos", "alice").unwrap_err();
+        assert!(
+            e.to_string().contains("max_user_client_connections = 3"),
+            "{e}"
+        );
+        assert_eq!(registry.client_counts("roster", "alice"), (1, 3));
+        drop(first);
+        assert_eq!(registry.client_counts("roster", "alice"), (0, 2));
+        let _bob = registry.admit_client(&config, "roster", "bob").unwrap();
+    }
 }

@@ -1,14 +1,15 @@
-//! The bookkeeping of every pool under one lock: idle servers, FIFO waiters, how many servers
-//! each pool has open, and the budgets pools share (max_db_connections per database,
-//! max_user_connections per user). Pure and synchronous so it can be tested without sockets:
-//! `server_pool` holds the lock for exactly one call, passes `now`, and closes the servers a
-//! call hands back only after unlocking. Invariants after every call: each count equals the
-//! idle + lent + connecting servers it covers, and no waiter could be served (`dispatch` ran).
+//! The bookkeeping of every pool under one lock: idle servers, FIFO waiters with arrival
+//! tickets, open counts and the budgets pools share (see `limits`). Pure and synchronous, so it
+//! is tested without sockets: callers lock for one call, pass `now`, and close what it hands
+//! back after unlocking. Invariants after every call: each count equals the idle + lent +
+//! connecting servers it covers, and no waiter could be served (`dispatch` ran).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
+
+use super::limits::{Budget, Way};
 
 /// Index of a pool in the ledger; the registry keeps its `Arc<Pool>`s in the same order.
 pub(crate) type PoolId = usize;
@@ -99,7 +100,7 @@ pub(crate) type Closing<C> = Vec<(C, CloseReason)>;
 
 pub(super) struct Waiter<C> {
     ticket: u64,
-    since: Instant,
+    pub(super) since: Instant,
     tx: oneshot::Sender<Grant<C>>,
 }
 
@@ -115,18 +116,6 @@ pub(super) struct Book<C> {
     pub(super) failure: Option<LoginFailure>,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Budget {
-    pub(crate) open: usize,
-    pub(crate) limit: usize,
-}
-
-impl Budget {
-    fn has_room(&self) -> bool {
-        self.limit == 0 || self.open < self.limit
-    }
-}
-
 /// A pool's numbers, for tests and the admin console.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Counts {
@@ -137,8 +126,8 @@ pub(crate) struct Counts {
 
 pub(crate) struct Ledger<C> {
     pub(super) books: Vec<Book<C>>,
-    dbs: HashMap<String, Budget>,
-    users: HashMap<String, Budget>,
+    pub(super) dbs: HashMap<String, Budget>,
+    pub(super) users: HashMap<String, Budget>,
     /// Pools with waiters, by the ticket of their longest waiter: arrival order across pools.
     queue: BTreeSet<(u64, PoolId)>,
     next_ticket: u64,
@@ -154,14 +143,6 @@ impl<C> Default for Ledger<C> {
             next_ticket: 0,
         }
     }
-}
-
-/// How a pool's longest waiter (or a new checkout) can be served right now.
-enum Way<C> {
-    Idle(C),
-    Open,
-    Evict(C),
-    No,
 }
 
 impl<C: Aged> Ledger<C> {
@@ -203,26 +184,27 @@ impl<C: Aged> Ledger<C> {
         }
     }
 
-    #[allow(dead_code, reason = "for the admin console and tests")]
-    pub(crate) fn db_budget(&self, db: &str) -> Budget {
-        self.dbs.get(db).copied().unwrap_or_default()
-    }
-
-    #[allow(dead_code, reason = "for the admin console and tests")]
-    pub(crate) fn user_budget(&self, user: &str) -> Budget {
-        self.users.get(user).copied().unwrap_or_default()
-    }
-
     /// An idle server, a new slot, or a place at the back of the queue.
     pub(crate) fn checkout(&mut self, id: PoolId, now: Instant) -> Step<C> {
         // Waiters of this pool came first; the invariant says none of them can be served,
         // so neither can this client, except from an idle server (none, by the same rule).
         if self.books[id].waiters.is_empty() {
-            let size = self.books[id].limits.size;
+            let book = &self.books[id];
+            let size = book.limits.size;
+            if book.idle.is_empty() && book.open < size {
+                // This client needs a new login: pointless while a refusal is fresh.
+                if let Some(failure) = self.recent_failure(id, now) {
+                    return Step::Refused(failure);
+                }
+            }
             match self.way(id, size) {
                 Way::Idle(c) => return Step::Server(c),
-                Way::Open => return self.connect_or_refuse(id, None, now),
-                Way::Evict(victim) => return self.connect_or_refuse(id, Some(victim), now),
+                Way::Open => return Step::Connect { victim: None },
+                Way::Evict(victim) => {
+                    return Step::Connect {
+                        victim: Some(victim),
+                    }
+                }
                 Way::No => {}
             }
         }
@@ -239,19 +221,6 @@ impl<C: Aged> Ledger<C> {
             tx,
         });
         Step::Wait { ticket, rx }
-    }
-
-    /// A new login is pointless while a refusal is fresh: give the slot back, say why.
-    fn connect_or_refuse(&mut self, id: PoolId, victim: Option<C>, now: Instant) -> Step<C> {
-        match self.recent_failure(id, now) {
-            None => Step::Connect { victim },
-            Some(failure) => {
-                // The victim was already evicted; closing it is still right (it was idle).
-                drop(victim);
-                self.uncount(id);
-                Step::Refused(failure)
-            }
-        }
     }
 
     /// A clean server comes back: to the longest waiter that may have it, else idle.
@@ -347,83 +316,6 @@ impl<C: Aged> Ledger<C> {
         if let Some(next) = self.books[id].waiters.front() {
             self.queue.insert((next.ticket, id));
         }
-    }
-
-    /// Servers this pool's longest waiter may have open: pool_size, plus reserve_pool_size
-    /// once that waiter has waited reserve_pool_timeout (0 disables the reserve).
-    fn cap(&self, id: PoolId, now: Instant) -> usize {
-        let book = &self.books[id];
-        let l = &book.limits;
-        let reserve_due = l.reserve > 0
-            && !l.reserve_timeout.is_zero()
-            && book
-                .waiters
-                .front()
-                .is_some_and(|w| now.saturating_duration_since(w.since) >= l.reserve_timeout);
-        l.size + if reserve_due { l.reserve } else { 0 }
-    }
-
-    fn way(&mut self, id: PoolId, cap: usize) -> Way<C> {
-        if let Some(c) = self.books[id].idle.pop() {
-            return Way::Idle(c);
-        }
-        let book = &self.books[id];
-        if book.open >= cap {
-            return Way::No;
-        }
-        let db_ok = self.dbs[&book.db].has_room();
-        let user_ok = self.users[&book.user].has_room();
-        if db_ok && user_ok {
-            self.count(id);
-            return Way::Open;
-        }
-        // max_db_connections / max_user_connections reached: close the least recently used
-        // idle server of another pool that shares every full budget, and take its place.
-        let victim = self
-            .books
-            .iter()
-            .enumerate()
-            .filter(|(v, b)| {
-                *v != id
-                    && !b.idle.is_empty()
-                    && (db_ok || b.db == book.db)
-                    && (user_ok || b.user == book.user)
-            })
-            .min_by_key(|(_, b)| b.idle[0].last_used())
-            .map(|(v, _)| v);
-        let Some(v) = victim else { return Way::No };
-        let conn = self.books[v].idle.remove(0);
-        self.uncount(v);
-        self.count(id);
-        Way::Evict(conn)
-    }
-
-    pub(super) fn count(&mut self, id: PoolId) {
-        let book = &mut self.books[id];
-        book.open += 1;
-        if let Some(b) = self.dbs.get_mut(&book.db) {
-            b.open += 1;
-        }
-        if let Some(b) = self.users.get_mut(&book.user) {
-            b.open += 1;
-        }
-    }
-
-    pub(super) fn uncount(&mut self, id: PoolId) {
-        let book = &mut self.books[id];
-        book.open = book.open.saturating_sub(1);
-        if let Some(b) = self.dbs.get_mut(&book.db) {
-            b.open = b.open.saturating_sub(1);
-        }
-        if let Some(b) = self.users.get_mut(&book.user) {
-            b.open = b.open.saturating_sub(1);
-        }
-    }
-
-    /// Whether opening one more server for `id` fits pool_size and both budgets.
-    pub(super) fn may_open(&self, id: PoolId, upto: usize) -> bool {
-        let book = &self.books[id];
-        book.open < upto && self.dbs[&book.db].has_room() && self.users[&book.user].has_room()
     }
 
     /// Whether the pool has clients attached or waiting (for min_pool_size).

@@ -6,9 +6,11 @@
 
 mod backoff;
 mod clients;
+mod connect;
 mod health;
 mod lease;
 mod ledger;
+mod limits;
 mod maintenance;
 mod server_pool;
 mod settings;
@@ -97,11 +99,17 @@ impl PoolError {
     }
 }
 
+/// The pools by key, and by ledger id (the ledger's order).
+#[derive(Default)]
+struct Pools {
+    by_key: HashMap<PoolKey, Arc<Pool>>,
+    by_id: Vec<Arc<Pool>>,
+}
+
 /// All pools of this process.
 #[derive(Default)]
 pub(crate) struct PoolRegistry {
-    /// The map, and the pools by ledger id (same order as the ledger's books).
-    pools: Mutex<(HashMap<PoolKey, Arc<Pool>>, Vec<Arc<Pool>>)>,
+    pools: Mutex<Pools>,
     ledger: SharedLedger,
     clients: Arc<Mutex<ClientCounts>>,
     next_server_id: Arc<AtomicU64>,
@@ -115,7 +123,7 @@ impl PoolRegistry {
         settings: impl FnOnce() -> PoolSettings,
     ) -> Arc<Pool> {
         let mut pools = self.pools.lock().expect("pool registry lock");
-        if let Some(p) = pools.0.get(key) {
+        if let Some(p) = pools.by_key.get(key) {
             return p.clone();
         }
         let settings = settings();
@@ -124,7 +132,7 @@ impl PoolRegistry {
             &settings.server_user,
             settings.limits(),
         );
-        debug_assert_eq!(id, pools.1.len());
+        debug_assert_eq!(id, pools.by_id.len());
         let pool = Arc::new(Pool::new(
             key.clone(),
             id,
@@ -132,13 +140,13 @@ impl PoolRegistry {
             self.ledger.clone(),
             self.next_server_id.clone(),
         ));
-        pools.0.insert(key.clone(), pool.clone());
-        pools.1.push(pool.clone());
+        pools.by_key.insert(key.clone(), pool.clone());
+        pools.by_id.push(pool.clone());
         pool
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Pool>> {
-        self.pools.lock().expect("pool registry lock").1.clone()
+        self.pools.lock().expect("pool registry lock").by_id.clone()
     }
 
     /// Counts a client logging in to `database` as `user`, or refuses it (SQLSTATE 53300)

@@ -1,20 +1,19 @@
-//! One pool's async side: checkout (an idle server vetted first, a new one opened with retries
-//! while Postgres is unreachable, or a place in the FIFO queue), checkin (retiring servers past
-//! server_lifetime), and warm-up connections for min_pool_size. All bookkeeping is one call
-//! into the shared ledger under its lock, never held across `.await`; servers the ledger
-//! gives back to close are closed after unlocking.
+//! One pool's async side: checkout (an idle server vetted first, a new one opened via
+//! `connect`, or a place in the FIFO queue that a cancelled client leaves at once) and checkin
+//! (retiring servers past server_lifetime). All bookkeeping is one call into the shared ledger
+//! under its lock, never held across `.await`; servers the ledger gives back to close are
+//! closed after unlocking.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::backoff::{is_transient, Backoff};
 use super::health::{check_due, close_idle_server, looks_alive, passes_check};
 use super::ledger::{CloseReason, Closing, Counts, Grant, Ledger, LoginFailure, PoolId, Step};
 use super::{Lease, PoolError, PoolKey, PoolSettings};
-use crate::server::{login, Credential, LoginRequest, ServerConn, ServerError};
+use crate::server::{Credential, ServerConn};
 
 pub(super) type SharedLedger = Arc<Mutex<Ledger<ServerConn>>>;
 
@@ -23,7 +22,7 @@ pub(crate) struct Pool {
     pub(super) id: PoolId,
     settings: Mutex<Arc<PoolSettings>>,
     ledger: SharedLedger,
-    next_server_id: Arc<AtomicU64>,
+    pub(super) next_server_id: Arc<AtomicU64>,
 }
 
 impl Pool {
@@ -80,7 +79,7 @@ impl Pool {
         self.ledger().counts(self.id)
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger<ServerConn>> {
+    pub(super) fn ledger(&self) -> MutexGuard<'_, Ledger<ServerConn>> {
         self.ledger.lock().expect("pool ledger lock")
     }
 
@@ -194,113 +193,6 @@ impl Pool {
         }
     }
 
-    /// Opens a server for a counted slot, retrying transient failures with backoff.
-    async fn open(
-        &self,
-        mut lease: Lease,
-        started: Instant,
-        deadline: Option<Instant>,
-    ) -> Result<Lease, PoolError> {
-        let mut backoff = Backoff::default();
-        let mut attempts = 0u32;
-        loop {
-            if let Some(failure) = self.ledger().recent_failure(self.id, Instant::now()) {
-                return Err(refused(failure));
-            }
-            attempts += 1;
-            let e = match self.connect_once().await {
-                Ok(conn) => {
-                    self.ledger().login_succeeded(self.id);
-                    lease.conn = Some(conn);
-                    return Ok(lease);
-                }
-                Err(e) => e,
-            };
-            if !is_transient(&e) {
-                self.remember_refusal(&e);
-                return Err(e.into());
-            }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) {
-                return Err(PoolError::Unreachable {
-                    database: self.key.database.clone(),
-                    user: self.key.user.clone(),
-                    waited: started.elapsed(),
-                    cause: e.to_string(),
-                });
-            }
-            if attempts == 1 {
-                tracing::warn!(pool = %self.key.database, user = %self.key.user, reason = %e, "cannot open a server connection; retrying until query_wait_timeout");
-            } else {
-                tracing::debug!(pool = %self.key.database, user = %self.key.user, attempts, reason = %e, "server still unreachable");
-            }
-            let pause = backoff.pause();
-            tokio::time::sleep(remaining.map_or(pause, |r| r.min(pause))).await;
-        }
-    }
-
-    /// One connect + login + connect_query, bounded by server_connect_timeout.
-    pub(super) async fn connect_once(&self) -> Result<ServerConn, ServerError> {
-        let s = self.settings();
-        let id = self.next_server_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut conn = login(LoginRequest {
-            id,
-            address: &s.address,
-            user: &s.server_user,
-            database: &s.server_database,
-            credential: &s.credential,
-            connect_timeout: s.connect_timeout,
-            keepalive: s.keepalive,
-            read_size: s.read_size,
-        })
-        .await?;
-        if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {
-            let outcome = crate::server::simple_query(&mut conn, q).await?;
-            if let Some((code, message)) = outcome.error {
-                return Err(ServerError::Rejected { code, message });
-            }
-        }
-        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, "server connection opened");
-        Ok(conn)
-    }
-
-    /// Remembers a refused login for server_login_retry, keeping Postgres's own words.
-    pub(super) fn remember_refusal(&self, e: &ServerError) {
-        let message = match e {
-            ServerError::Rejected { message, .. } => message.clone(),
-            other => other.to_string(),
-        };
-        tracing::warn!(pool = %self.key.database, user = %self.key.user, reason = %e, "server login refused; new clients fail at once for server_login_retry");
-        self.ledger().login_failed(
-            self.id,
-            LoginFailure {
-                code: e.sqlstate().to_string(),
-                message,
-                at: Instant::now(),
-            },
-        );
-    }
-
-    /// Opens one server for min_pool_size on a slot the ledger already counted.
-    pub(super) async fn warm(self: Arc<Self>) {
-        let mut lease = Lease::slot(self.clone());
-        match self.connect_once().await {
-            Ok(conn) => {
-                self.ledger().login_succeeded(self.id);
-                lease.conn = Some(conn);
-                // A fresh, idle server: dropping the lease pools it.
-                lease.untouched = true;
-            }
-            // A missing credential may be learned from the next client's SCRAM login.
-            Err(e) if !is_transient(&e) && !matches!(e, ServerError::Auth(_)) => {
-                self.remember_refusal(&e)
-            }
-            Err(e) => {
-                tracing::debug!(pool = %self.key.database, user = %self.key.user, reason = %e, "min_pool_size connection failed")
-            }
-        }
-    }
-
     fn lease_for(self: &Arc<Self>, conn: ServerConn) -> Lease {
         Lease {
             pool: Some(self.clone()),
@@ -352,7 +244,7 @@ pub(super) fn finish(closing: Closing<ServerConn>) {
     }
 }
 
-fn refused(f: LoginFailure) -> PoolError {
+pub(super) fn refused(f: LoginFailure) -> PoolError {
     PoolError::LoginRetry {
         code: f.code,
         message: f.message,
