@@ -1,5 +1,6 @@
 //! The composition root: loads auth_file, builds the shared state, binds every listen_addr and
-//! the Unix socket, spawns one task per client, and runs the signal-driven shutdown:
+//! the Unix socket, spawns one task per client and the pool maintenance task, and runs the
+//! signal-driven shutdown:
 //! SIGTERM lets clients finish and leave, SIGINT closes each client once its transaction ends,
 //! both bounded by shutdown_timeout; a second signal exits at once.
 
@@ -54,6 +55,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for listener in listeners {
         accepting.spawn(accept_loop(shared.clone(), listener));
     }
+    let maintenance = tokio::spawn(maintain_pools(shared.clone()));
 
     let mode = loop {
         tokio::select! {
@@ -64,6 +66,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
     tracing::info!(?mode, "shutdown requested: no longer accepting clients");
     shared.begin_shutdown(mode);
+    maintenance.abort();
     accepting.shutdown().await;
     remove_unix_socket(&shared);
     shared.pools.close_idle();
@@ -93,6 +96,28 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     }
     Ok(())
+}
+
+/// The pools' upkeep (min_pool_size, server_idle_timeout, server_lifetime) once a period,
+/// until shutdown begins: from then on no server is opened only to be kept warm.
+async fn maintain_pools(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown_state();
+    let mut tick = tokio::time::interval(crate::pool::MAINTENANCE_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let config = shared.config();
+                let userlist = config.pooler.auth_file.as_ref().map(|_| shared.userlist());
+                shared.pools.maintain(&config, userlist.as_deref());
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() != Shutdown::Running {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 enum Listener {

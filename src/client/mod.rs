@@ -19,7 +19,7 @@ pub(crate) use attach::send_fatal;
 use crate::config::PoolMode;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
-use crate::pool::{PoolError, PoolKey, PoolSettings};
+use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
 use crate::protocol::startup::{database, protocol_options, user};
 use crate::protocol::{backend, ProtocolError};
 use crate::server::{send_cancel, Credential, ServerError};
@@ -162,6 +162,8 @@ async fn handle(
 
 struct LoggedIn {
     pool: Arc<crate::pool::Pool>,
+    /// Counts this client against max_db/user_client_connections while it lives.
+    _client_slot: ClientSlot,
     mode: PoolMode,
     params: Vec<(String, String)>,
     cancel_key: (u32, u32),
@@ -205,15 +207,15 @@ async fn log_in(
     let db = config
         .database(&database)
         .ok_or_else(|| ClientError::NoDatabase(database.clone()))?;
-    let key = PoolKey {
-        database: database.clone(),
-        user: user.clone(),
-    };
+    let client_slot = shared.pools.admit_client(&config, &database, &user)?;
+    let key = PoolKey::for_client(&config, &database, &user);
     let pool = shared.pools.get_or_create(&key, || {
         PoolSettings::resolve(&config, &key, db, userlist.as_deref())
     });
     if let Some(keys) = authenticated.scram_keys {
-        if matches!(pool.settings().credential, Credential::None) && db.password.is_none() {
+        // Only the client's own login may learn its keys, never a forced user's pool.
+        let own_login = db.user.is_none() && db.password.is_none();
+        if own_login && matches!(pool.settings().credential, Credential::None) {
             pool.set_credential(Credential::ScramKeys(keys));
         }
     }
@@ -225,6 +227,7 @@ async fn log_in(
     }
     Ok(LoggedIn {
         pool,
+        _client_slot: client_slot,
         mode: config.pool_mode_for(&database, &user),
         params: session_params,
         cancel_key: shared.cancels.issue(p.peer_id),

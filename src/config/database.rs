@@ -23,12 +23,18 @@ pub const DATABASE_KEYS: &[&str] = &[
     "reserve_pool",
     "pool_mode",
     "max_db_connections",
+    "max_db_client_connections",
     "connect_query",
     "application_name",
 ];
 
 /// Every key a [users.<name>] section accepts.
-pub const USER_KEYS: &[&str] = &["pool_mode", "pool_size", "max_user_connections"];
+pub const USER_KEYS: &[&str] = &[
+    "pool_mode",
+    "pool_size",
+    "max_user_connections",
+    "max_user_client_connections",
+];
 
 /// One [databases.<name>] section. `None` overrides fall back to [pooler].
 #[derive(Clone, PartialEq, Eq)]
@@ -52,6 +58,8 @@ pub struct DatabaseSettings {
     pub pool_mode: Option<PoolMode>,
     /// Overrides max_db_connections (0 = unlimited).
     pub max_db_connections: Option<usize>,
+    /// Overrides max_db_client_connections (0 = unlimited).
+    pub max_db_client_connections: Option<usize>,
     /// Query run once on each new server connection; None = none.
     pub connect_query: Option<String>,
     /// application_name sent to the server unless the client sets one.
@@ -73,6 +81,7 @@ impl Default for DatabaseSettings {
             reserve_pool: None,
             pool_mode: None,
             max_db_connections: None,
+            max_db_client_connections: None,
             connect_query: None,
             application_name: None,
         }
@@ -92,6 +101,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("reserve_pool", &self.reserve_pool)
             .field("pool_mode", &self.pool_mode)
             .field("max_db_connections", &self.max_db_connections)
+            .field("max_db_client_connections", &self.max_db_client_connections)
             .field("connect_query", &self.connect_query)
             .field("application_name", &self.application_name)
             .finish()
@@ -124,6 +134,7 @@ impl DatabaseSettings {
         s.reserve_pool = sec.read("reserve_pool", r::count);
         s.pool_mode = sec.read("pool_mode", r::keyword);
         s.max_db_connections = sec.read("max_db_connections", r::count);
+        s.max_db_client_connections = sec.read("max_db_client_connections", r::count);
         s.connect_query = sec
             .read("connect_query", r::string)
             .filter(|q| !q.trim().is_empty());
@@ -141,6 +152,8 @@ pub struct UserSettings {
     pub pool_size: Option<usize>,
     /// Overrides max_user_connections (0 = unlimited).
     pub max_user_connections: Option<usize>,
+    /// Overrides max_user_client_connections (0 = unlimited).
+    pub max_user_client_connections: Option<usize>,
 }
 
 impl UserSettings {
@@ -151,6 +164,7 @@ impl UserSettings {
             pool_mode: sec.read("pool_mode", r::keyword),
             pool_size: sec.read("pool_size", r::positive),
             max_user_connections: sec.read("max_user_connections", r::count),
+            max_user_client_connections: sec.read("max_user_client_connections", r::count),
         }
     }
 }
@@ -183,7 +197,7 @@ mod tests {
     fn overrides_are_read() {
         let (db, problems) = read_db(
             "pool_size = 5\nmin_pool_size = 2\nreserve_pool = 1\npool_mode = 'transaction'\n\
-             max_db_connections = 50\nconnect_query = 'SET search_path = app'\n\
+             max_db_connections = 50\nmax_db_client_connections = 80\nconnect_query = 'SET search_path = app'\n\
              application_name = 'roster'\nuser = 'app'\npassword = 's3cret'",
         );
         assert!(problems.is_empty(), "{problems:?}");
@@ -192,6 +206,7 @@ mod tests {
         assert_eq!(db.reserve_pool, Some(1));
         assert_eq!(db.pool_mode, Some(PoolMode::Transaction));
         assert_eq!(db.max_db_connections, Some(50));
+        assert_eq!(db.max_db_client_connections, Some(80));
         assert_eq!(db.connect_query.as_deref(), Some("SET search_path = app"));
         assert_eq!(db.user.as_deref(), Some("app"));
         assert_eq!(db.password.as_deref(), Some("s3cret"));

@@ -113,6 +113,21 @@ impl Config {
             .and_then(|u| u.max_user_connections)
             .unwrap_or(self.pooler.max_user_connections)
     }
+
+    /// Client connection limit for `database` over all users; 0 = unlimited.
+    pub fn max_db_client_connections_for(&self, database: &str) -> usize {
+        self.database(database)
+            .and_then(|d| d.max_db_client_connections)
+            .unwrap_or(self.pooler.max_db_client_connections)
+    }
+
+    /// Client connection limit for `user` over all databases; 0 = unlimited.
+    pub fn max_user_client_connections_for(&self, user: &str) -> usize {
+        self.users
+            .get(user)
+            .and_then(|u| u.max_user_client_connections)
+            .unwrap_or(self.pooler.max_user_client_connections)
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub const POOLER_KEYS: &[&str] = &[
     "listen_addr", "listen_port", "unix_socket_dir", "unix_socket_mode",
     "pool_mode", "max_client_conn", "default_pool_size", "min_pool_size", "reserve_pool_size",
     "reserve_pool_timeout", "max_db_connections", "max_user_connections",
+    "max_db_client_connections", "max_user_client_connections",
     "auth_type", "auth_file", "admin_users", "stats_users",
     "server_reset_query", "server_reset_query_always", "server_check_query", "server_check_delay",
     "server_connect_timeout", "server_login_retry", "server_lifetime", "server_idle_timeout",
@@ -60,6 +61,10 @@ pub struct PoolerSettings {
     pub max_db_connections: usize,
     /// Most server connections per user over all its pools; 0 = unlimited.
     pub max_user_connections: usize,
+    /// Most client connections per database (over all users); 0 = unlimited.
+    pub max_db_client_connections: usize,
+    /// Most client connections per user (over all databases); 0 = unlimited.
+    pub max_user_client_connections: usize,
     /// How clients authenticate.
     pub auth_type: AuthType,
     /// User/password list, resolved against the config file's directory; None = not set.
@@ -78,9 +83,11 @@ pub struct PoolerSettings {
     pub server_check_delay: Duration,
     /// Limit on connecting and logging in to a server.
     pub server_connect_timeout: Duration,
-    /// Pause after a failed server connect/login before trying again.
+    /// After a refused server login, how long new clients of that pool get the server's error
+    /// at once instead of queueing for another attempt.
     pub server_login_retry: Duration,
-    /// Server connections older than this are closed when released; 0 = no limit.
+    /// Server connections older than this are closed when released (never mid-transaction);
+    /// 0 = each server connection is used once, then closed (PgBouncer's meaning).
     pub server_lifetime: Duration,
     /// Server connections idle longer than this are closed; 0 = never.
     pub server_idle_timeout: Duration,
@@ -149,6 +156,8 @@ impl Default for PoolerSettings {
             reserve_pool_timeout: secs(5),
             max_db_connections: 0,
             max_user_connections: 0,
+            max_db_client_connections: 0,
+            max_user_client_connections: 0,
             auth_type: AuthType::Md5,
             auth_file: None,
             admin_users: Vec::new(),
@@ -240,11 +249,19 @@ impl PoolerSettings {
         for (key, target) in booleans {
             sec.set(key, target, r::boolean);
         }
-        let counts: [(&str, &mut usize); 5] = [
+        let counts: [(&str, &mut usize); 7] = [
             ("min_pool_size", &mut self.min_pool_size),
             ("reserve_pool_size", &mut self.reserve_pool_size),
             ("max_db_connections", &mut self.max_db_connections),
             ("max_user_connections", &mut self.max_user_connections),
+            (
+                "max_db_client_connections",
+                &mut self.max_db_client_connections,
+            ),
+            (
+                "max_user_client_connections",
+                &mut self.max_user_client_connections,
+            ),
             ("max_prepared_statements", &mut self.max_prepared_statements),
         ];
         for (key, target) in counts {

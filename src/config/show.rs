@@ -49,6 +49,14 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("reserve_pool_timeout", dur(p.reserve_pool_timeout)),
         ("max_db_connections", p.max_db_connections.to_string()),
         ("max_user_connections", p.max_user_connections.to_string()),
+        (
+            "max_db_client_connections",
+            p.max_db_client_connections.to_string(),
+        ),
+        (
+            "max_user_client_connections",
+            p.max_user_client_connections.to_string(),
+        ),
         ("auth_type", p.auth_type.to_string()),
         ("auth_file", auth_file),
         ("admin_users", list(&p.admin_users)),

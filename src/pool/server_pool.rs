@@ -1,47 +1,43 @@
-//! One pool: idle servers (LIFO, so the warmest is reused, as PgBouncer's default), a FIFO
-//! queue of waiting clients, and the count of slots in use. The lock is a short synchronous
-//! critical section never held across `.await`; a released server goes straight to the
-//! longest waiter; a waiter that gives up leaves the queue at once.
+//! One pool's async side: checkout (an idle server vetted first, a new one opened via
+//! `connect`, or a place in the FIFO queue that a cancelled client leaves at once) and checkin
+//! (retiring servers past server_lifetime). All bookkeeping is one call into the shared ledger
+//! under its lock, never held across `.await`; servers the ledger gives back to close are
+//! closed after unlocking.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Context;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::health::{check_due, close_idle_server, looks_alive, passes_check};
+use super::ledger::{CloseReason, Closing, Counts, Grant, Ledger, LoginFailure, PoolId, Step};
 use super::{Lease, PoolError, PoolKey, PoolSettings};
-use crate::server::{login, Credential, LoginRequest, ServerConn};
+use crate::server::{Credential, ServerConn};
 
-#[derive(Default)]
-struct State {
-    idle: Vec<ServerConn>,
-    waiters: VecDeque<(u64, oneshot::Sender<Lease>)>,
-    /// Slots in use: idle servers plus live leases (connected or connecting).
-    total: usize,
-    next_waiter: u64,
-}
+pub(super) type SharedLedger = Arc<Mutex<Ledger<ServerConn>>>;
 
 pub(crate) struct Pool {
     pub(crate) key: PoolKey,
+    pub(super) id: PoolId,
     settings: Mutex<Arc<PoolSettings>>,
-    state: Mutex<State>,
-    next_server_id: Arc<AtomicU64>,
-}
-
-enum Next {
-    Ready(Lease),
-    Connect(Lease),
-    Wait(u64, oneshot::Receiver<Lease>),
+    ledger: SharedLedger,
+    pub(super) next_server_id: Arc<AtomicU64>,
 }
 
 impl Pool {
-    pub(super) fn new(key: PoolKey, settings: PoolSettings, ids: Arc<AtomicU64>) -> Pool {
+    pub(super) fn new(
+        key: PoolKey,
+        id: PoolId,
+        settings: PoolSettings,
+        ledger: SharedLedger,
+        ids: Arc<AtomicU64>,
+    ) -> Pool {
         Pool {
             key,
+            id,
             settings: Mutex::new(Arc::new(settings)),
-            state: Mutex::new(State::default()),
+            ledger,
             next_server_id: ids,
         }
     }
@@ -50,113 +46,151 @@ impl Pool {
         self.settings.lock().expect("pool settings lock").clone()
     }
 
-    /// Learns a credential at run time (SCRAM keys from a client's login).
+    /// Learns a credential at run time (SCRAM keys from a client's login). A refusal
+    /// remembered under the old credential no longer says anything.
     pub(crate) fn set_credential(&self, credential: Credential) {
         let mut s = self.settings.lock().expect("pool settings lock");
         let mut new = (**s).clone();
         new.credential = credential;
         *s = Arc::new(new);
+        drop(s);
+        self.ledger().login_succeeded(self.id);
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().expect("pool state lock")
+    /// Settings re-resolved from a new configuration; a credential learned at run time is
+    /// kept when the configuration still offers none.
+    pub(crate) fn update_settings(&self, mut new: PoolSettings) {
+        {
+            let mut s = self.settings.lock().expect("pool settings lock");
+            if matches!(new.credential, Credential::None) {
+                new.credential = s.credential.clone();
+            }
+            *s = Arc::new(new.clone());
+        }
+        let closing = self
+            .ledger()
+            .set_limits(self.id, new.limits(), Instant::now());
+        finish(closing);
     }
 
-    /// A server for one client: an idle one, a new one if below pool size, or the next one
-    /// released, waiting at most query_wait_timeout (0 = forever).
+    /// Servers open, idle, and clients waiting, now.
+    #[allow(dead_code, reason = "for the admin console's SHOW POOLS and tests")]
+    pub(crate) fn counts(&self) -> Counts {
+        self.ledger().counts(self.id)
+    }
+
+    pub(super) fn ledger(&self) -> MutexGuard<'_, Ledger<ServerConn>> {
+        self.ledger.lock().expect("pool ledger lock")
+    }
+
+    /// A server for one client: an idle one, a new one, or the next one released, waiting at
+    /// most query_wait_timeout (0 = forever), which also bounds retries while Postgres is
+    /// unreachable.
     pub(crate) async fn checkout(self: &Arc<Self>) -> Result<Lease, PoolError> {
         let started = Instant::now();
+        let wait_limit = self.settings().query_wait_timeout;
+        let deadline = (!wait_limit.is_zero()).then(|| started + wait_limit);
         loop {
-            let next = self.next_step();
-            let mut lease = match next {
-                Next::Ready(lease) => lease,
-                Next::Connect(lease) => return self.connect(lease).await,
-                Next::Wait(id, rx) => self.wait(id, rx, started).await?,
+            let step = self.ledger().checkout(self.id, Instant::now());
+            let lease = match step {
+                Step::Server(conn) => self.lease_for(conn),
+                Step::Connect { victim } => {
+                    if let Some(v) = victim {
+                        close_idle_server(v, CloseReason::Evicted);
+                    }
+                    Lease::slot(self.clone())
+                }
+                Step::Refused(failure) => return Err(refused(failure)),
+                Step::Wait { ticket, rx } => {
+                    match self.wait(ticket, rx, started, deadline).await? {
+                        Grant::Server(conn) => self.lease_for(conn),
+                        Grant::Slot => Lease::slot(self.clone()),
+                    }
+                }
             };
             if lease.conn.is_none() {
-                return self.connect(lease).await;
+                return self.open(lease, started, deadline).await;
             }
-            if lease.conn.as_mut().is_some_and(looks_alive) {
+            if let Some(lease) = self.vet(lease).await {
                 return Ok(lease);
             }
-            // Closed while idle (server restart, idle timeout on the server): try again.
-            lease.discard();
+            // That idle server was dead or failed its check (and is closed): try again.
         }
-    }
-
-    fn next_step(self: &Arc<Self>) -> Next {
-        let size = self.settings().size;
-        let mut st = self.state();
-        if let Some(conn) = st.idle.pop() {
-            return Next::Ready(self.lease_for(conn));
-        }
-        if st.total < size {
-            st.total += 1;
-            return Next::Connect(Lease::slot(self.clone()));
-        }
-        let id = st.next_waiter;
-        st.next_waiter += 1;
-        let (tx, rx) = oneshot::channel();
-        st.waiters.push_back((id, tx));
-        Next::Wait(id, rx)
     }
 
     async fn wait(
         &self,
-        id: u64,
-        mut rx: oneshot::Receiver<Lease>,
+        ticket: u64,
+        rx: oneshot::Receiver<Grant<ServerConn>>,
         started: Instant,
-    ) -> Result<Lease, PoolError> {
-        let settings = self.settings();
-        let limit = settings.query_wait_timeout;
-        let remaining = limit.saturating_sub(started.elapsed());
-        let got = if limit.is_zero() {
-            (&mut rx).await.ok()
-        } else {
-            tokio::time::timeout(remaining, &mut rx)
-                .await
-                .ok()
-                .and_then(Result::ok)
+        deadline: Option<Instant>,
+    ) -> Result<Grant<ServerConn>, PoolError> {
+        let mut waiting = Waiting {
+            pool: self,
+            ticket,
+            rx,
+            settled: false,
         };
-        if let Some(lease) = got {
-            return Ok(lease);
-        }
-        self.state().waiters.retain(|(w, _)| *w != id);
-        // A handoff may have raced with the timeout.
-        if let Ok(lease) = rx.try_recv() {
-            return Ok(lease);
-        }
-        Err(PoolError::WaitTimeout {
-            database: self.key.database.clone(),
-            user: self.key.user.clone(),
-            waited: started.elapsed(),
-            size: settings.size,
-        })
-    }
-
-    async fn connect(&self, mut lease: Lease) -> Result<Lease, PoolError> {
         let s = self.settings();
-        let id = self.next_server_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut conn = login(LoginRequest {
-            id,
-            address: &s.address,
-            user: &s.server_user,
-            database: &s.server_database,
-            credential: &s.credential,
-            connect_timeout: s.connect_timeout,
-            keepalive: s.keepalive,
-            read_size: s.read_size,
-        })
-        .await?;
-        if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {
-            let outcome = crate::server::simple_query(&mut conn, q).await?;
-            if let Some((code, message)) = outcome.error {
-                return Err(crate::server::ServerError::Rejected { code, message }.into());
+        let mut reserve_at = (s.reserve_pool_size > 0 && !s.reserve_pool_timeout.is_zero())
+            .then(|| tokio::time::Instant::now() + s.reserve_pool_timeout);
+        let deadline = deadline.map(tokio::time::Instant::from_std);
+        loop {
+            tokio::select! {
+                biased;
+                got = &mut waiting.rx => {
+                    waiting.settled = true;
+                    // The ledger never drops a waiter it did not serve; treat it as a timeout.
+                    return got.map_err(|_| wait_timeout(self, started, &s));
+                }
+                _ = sleep_until(reserve_at) => {
+                    // reserve_pool_timeout passed: the longest waiter may open a reserve server.
+                    reserve_at = None;
+                    let closing = self.ledger().dispatch(Instant::now());
+                    finish(closing);
+                }
+                _ = sleep_until(deadline) => {
+                    if self.ledger().withdraw(self.id, ticket) {
+                        waiting.settled = true;
+                        return Err(wait_timeout(self, started, &s));
+                    }
+                    // A grant raced the deadline and is in the channel: take it.
+                }
             }
         }
-        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, "server connection opened");
-        lease.conn = Some(conn);
-        Ok(lease)
+    }
+
+    /// Checks an idle server before a client gets it; None when it was closed instead.
+    async fn vet(&self, mut lease: Lease) -> Option<Lease> {
+        let s = self.settings();
+        let conn = lease.conn.as_mut()?;
+        if !looks_alive(conn) {
+            tracing::info!(
+                server = conn.id,
+                "closing pooled server: it was closed while idle"
+            );
+            lease.discard();
+            return None;
+        }
+        if !check_due(
+            conn,
+            &s.server_check_query,
+            s.server_check_delay,
+            Instant::now(),
+        ) {
+            return Some(lease);
+        }
+        // Mid-check the server is not clean: if this task is cancelled, close it.
+        lease.untouched = false;
+        let conn = lease.conn.as_mut()?;
+        if passes_check(conn, &s.server_check_query, s.connect_timeout).await {
+            conn.last_used = Instant::now();
+            lease.untouched = true;
+            Some(lease)
+        } else {
+            lease.discard();
+            None
+        }
     }
 
     fn lease_for(self: &Arc<Self>, conn: ServerConn) -> Lease {
@@ -167,58 +201,94 @@ impl Pool {
         }
     }
 
-    /// Returns a clean server: to the longest waiter if any, else to the idle list.
+    /// Returns a clean server: retired past server_lifetime (0 = used once), else to the
+    /// longest waiter, else idle.
     pub(crate) fn checkin(self: &Arc<Self>, mut lease: Lease) {
-        if let Some(mut conn) = lease.disarm() {
-            conn.last_used = Instant::now();
-            self.put_back(conn);
+        let Some(mut conn) = lease.disarm() else {
+            self.slot_freed();
+            return;
+        };
+        let now = Instant::now();
+        conn.last_used = now;
+        let mut ledger = self.ledger();
+        let lifetime = ledger.limits(self.id).lifetime;
+        if lifetime.is_zero() || now.saturating_duration_since(conn.connected_at) >= lifetime {
+            let closing = ledger.free(self.id, now);
+            drop(ledger);
+            close_idle_server(conn, CloseReason::Lifetime);
+            finish(closing);
+        } else {
+            let closing = ledger.release(self.id, conn, now);
+            drop(ledger);
+            finish(closing);
         }
     }
 
-    pub(super) fn put_back(self: &Arc<Self>, conn: ServerConn) {
-        let mut handoff = self.lease_for(conn);
-        let mut st = self.state();
-        while let Some((_, tx)) = st.waiters.pop_front() {
-            match tx.send(handoff) {
-                Ok(()) => return,
-                Err(back) => handoff = back,
-            }
-        }
-        let conn = handoff.disarm().expect("handoff holds a server");
-        st.idle.push(conn);
+    /// An untouched server goes back as it came.
+    pub(super) fn put_back(&self, conn: ServerConn) {
+        let closing = self.ledger().release(self.id, conn, Instant::now());
+        finish(closing);
     }
 
     /// A slot was given up (server closed or never opened): a waiter may open a new one.
-    pub(super) fn slot_freed(self: &Arc<Self>) {
-        let mut st = self.state();
-        while let Some((_, tx)) = st.waiters.pop_front() {
-            match tx.send(Lease::slot(self.clone())) {
-                Ok(()) => return,
-                Err(mut back) => {
-                    back.disarm();
-                }
-            }
-        }
-        st.total = st.total.saturating_sub(1);
-    }
-
-    pub(crate) fn close_idle(&self) {
-        let closed = {
-            let mut st = self.state();
-            let n = st.idle.len();
-            st.total -= n;
-            std::mem::take(&mut st.idle)
-        };
-        drop(closed);
+    pub(super) fn slot_freed(&self) {
+        let closing = self.ledger().free(self.id, Instant::now());
+        finish(closing);
     }
 }
 
-/// A pooled server that has anything to say, or has hung up, is not safe to hand out:
-/// Postgres only speaks unprompted to announce its end (FATAL on shutdown/terminate).
-fn looks_alive(conn: &mut ServerConn) -> bool {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    let ServerConn {
-        stream, inbound, ..
-    } = conn;
-    inbound.poll_fill_once(&mut cx, stream).is_pending()
+/// Closes what the ledger handed back, after its lock is released.
+pub(super) fn finish(closing: Closing<ServerConn>) {
+    for (conn, reason) in closing {
+        close_idle_server(conn, reason);
+    }
+}
+
+pub(super) fn refused(f: LoginFailure) -> PoolError {
+    PoolError::LoginRetry {
+        code: f.code,
+        message: f.message,
+        ago: f.at.elapsed(),
+    }
+}
+
+fn wait_timeout(pool: &Pool, started: Instant, s: &PoolSettings) -> PoolError {
+    PoolError::WaitTimeout {
+        database: pool.key.database.clone(),
+        user: pool.key.user.clone(),
+        waited: started.elapsed(),
+        size: s.size,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A place in the queue. Dropped early (timeout, or the client's task cancelled), it leaves
+/// the queue at once; a grant that was already sent is taken back, so nothing leaks.
+struct Waiting<'a> {
+    pool: &'a Pool,
+    ticket: u64,
+    rx: oneshot::Receiver<Grant<ServerConn>>,
+    settled: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if self.pool.ledger().withdraw(self.pool.id, self.ticket) {
+            return;
+        }
+        match self.rx.try_recv() {
+            Ok(Grant::Server(conn)) => self.pool.put_back(conn),
+            Ok(Grant::Slot) => self.pool.slot_freed(),
+            Err(_) => {}
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! What one pool takes from pooler.toml and auth_file: where its servers are, which login
-//! they use, how many there may be. Resolved when the pool is created: the database's forced
-//! user/password if set (as PgBouncer), else the client's own user with its auth_file secret.
+//! they use, how many there may be and for how long. Resolved when the pool is created (and
+//! again on reload): the database's forced user/password if set (as PgBouncer), else the
+//! client's own user with its auth_file secret. Limits use PgBouncer's names and precedence.
 
 use std::time::Duration;
 
+use super::ledger::Limits;
 use super::PoolKey;
 use crate::auth::{Secret, Userlist};
 use crate::config::{Config, DatabaseSettings};
@@ -22,6 +24,23 @@ pub(crate) struct PoolSettings {
     pub(crate) keepalive: bool,
     pub(crate) read_size: usize,
     pub(crate) connect_query: Option<String>,
+    /// min_pool_size (the database's, else [pooler]'s), capped at `size` by the ledger.
+    pub(crate) min_pool_size: usize,
+    /// reserve_pool (the database's) else reserve_pool_size.
+    pub(crate) reserve_pool_size: usize,
+    pub(crate) reserve_pool_timeout: Duration,
+    /// Budget over every pool of this database; 0 = unlimited.
+    pub(crate) max_db_connections: usize,
+    /// Budget over every pool of `server_user` (PgBouncer: the forced user, else the
+    /// client's); 0 = unlimited.
+    pub(crate) max_user_connections: usize,
+    /// The database forces a server user: min_pool_size then holds without clients.
+    pub(crate) forced_user: bool,
+    pub(crate) server_idle_timeout: Duration,
+    pub(crate) server_lifetime: Duration,
+    pub(crate) server_check_delay: Duration,
+    pub(crate) server_check_query: String,
+    pub(crate) server_login_retry: Duration,
 }
 
 impl PoolSettings {
@@ -32,7 +51,7 @@ impl PoolSettings {
         userlist: Option<&Userlist>,
     ) -> PoolSettings {
         let p = &config.pooler;
-        let server_user = db.user.clone().unwrap_or_else(|| key.user.clone());
+        let server_user = server_user_for(db, key);
         let credential = match (&db.password, userlist.and_then(|u| u.get(&server_user))) {
             (Some(password), _) => Credential::Password(password.clone()),
             (None, Some(Secret::Plain(password))) => Credential::Password(password.clone()),
@@ -51,6 +70,37 @@ impl PoolSettings {
             keepalive: p.tcp_keepalive,
             read_size: p.pkt_buf,
             connect_query: db.connect_query.clone(),
+            min_pool_size: config.min_pool_size_for(&key.database),
+            reserve_pool_size: config.reserve_pool_for(&key.database),
+            reserve_pool_timeout: p.reserve_pool_timeout,
+            max_db_connections: config.max_db_connections_for(&key.database),
+            max_user_connections: config.max_user_connections_for(&server_user_for(db, key)),
+            forced_user: db.user.is_some(),
+            server_idle_timeout: p.server_idle_timeout,
+            server_lifetime: p.server_lifetime,
+            server_check_delay: p.server_check_delay,
+            server_check_query: p.server_check_query.clone(),
+            server_login_retry: p.server_login_retry,
         }
     }
+
+    /// The ledger's view of these settings.
+    pub(crate) fn limits(&self) -> Limits {
+        Limits {
+            size: self.size,
+            reserve: self.reserve_pool_size,
+            reserve_timeout: self.reserve_pool_timeout,
+            min: self.min_pool_size.min(self.size),
+            min_without_clients: self.forced_user,
+            idle_timeout: self.server_idle_timeout,
+            lifetime: self.server_lifetime,
+            login_retry: self.server_login_retry,
+            db_limit: self.max_db_connections,
+            user_limit: self.max_user_connections,
+        }
+    }
+}
+
+fn server_user_for(db: &DatabaseSettings, key: &PoolKey) -> String {
+    db.user.clone().unwrap_or_else(|| key.user.clone())
 }
