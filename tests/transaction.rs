@@ -31,9 +31,16 @@ async fn backend_pid(c: &Client) -> i32 {
 
 #[tokio::test]
 async fn two_hundred_clients_share_five_servers_with_correct_results() {
-    let p = tx_pooler("default_pool_size = 5\nmax_client_conn = 1000");
+    // Its own database, so the backend count below is this test's alone.
+    let db = unique_name("share");
+    shared_cluster().create_database(&db);
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 5\nmax_client_conn = 1000")
+            .database(&db, ""),
+    );
     let table = unique_name("own_rows");
-    let admin = shared_cluster().superuser_client(TEST_DB).await;
+    let admin = shared_cluster().superuser_client(&db).await;
     admin
         .batch_execute(&format!(
             "create table {table}(client int, n int); grant all on {table} to public"
@@ -42,7 +49,8 @@ async fn two_hundred_clients_share_five_servers_with_correct_results() {
         .unwrap();
     let mut tasks = Vec::new();
     for id in 0..200i32 {
-        let cfg = md5_login(p.connect_config());
+        let mut cfg = md5_login(p.connect_config());
+        cfg.dbname(&db);
         let table = table.clone();
         tasks.push(tokio::spawn(async move {
             let (mut c, _task) = connect_with(&cfg).await.unwrap();
@@ -310,4 +318,44 @@ fn pgbench_surge_of_500_clients_on_20_servers_has_no_failures() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(out.contains("number of failed transactions: 0"), "{out}");
+}
+
+#[tokio::test]
+async fn transaction_timeout_closes_a_transaction_kept_busy_too_long() {
+    let p = tx_pooler("default_pool_size = 1\ntransaction_timeout = \"500ms\"");
+    let a = login(&p).await;
+    a.batch_execute("begin").await.unwrap();
+    // Busy, never idle: only transaction_timeout can end this.
+    let mut ended = None;
+    for _ in 0..600 {
+        match a.simple_query("select 1").await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => {
+                ended = Some(e);
+                break;
+            }
+        }
+    }
+    let err = ended.expect("the transaction is ended by transaction_timeout");
+    assert!(sqlstate(&err) == Some("25P04") || a.is_closed(), "{err:?}");
+    let b = login(&p).await;
+    assert_eq!(
+        b.query_one("select 4", &[]).await.unwrap().get::<_, i32>(0),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_users_section_overrides_the_timeouts_for_that_user_only() {
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"")
+            .user(MD5_USER, "query_timeout = \"300ms\""),
+    );
+    let a = login(&p).await;
+    let err = a.simple_query("select pg_sleep(60)").await.unwrap_err();
+    assert!(sqlstate(&err) == Some("57014") || a.is_closed(), "{err:?}");
+    // scram_user has no override: its sleep runs to the end.
+    let (b, _task) = p.connect(SCRAM_USER, SCRAM_PASS, TEST_DB).await.unwrap();
+    b.simple_query("select pg_sleep(1)").await.unwrap();
 }

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
 use super::ClientError;
+use crate::config::ClientTimeouts;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{Lease, Pool};
@@ -32,6 +33,7 @@ pub(crate) struct Attached<'a> {
     pub(crate) params: BTreeMap<String, String>,
     pub(crate) cancel_key: (u32, u32),
     pub(crate) client_id: u64,
+    pub(crate) timeouts: ClientTimeouts,
 }
 
 /// Why relaying for this client stopped.
@@ -39,6 +41,7 @@ pub(crate) struct Attached<'a> {
 pub(super) enum Event {
     Relay(RelayEnd),
     IdleTransactionTimeout(Duration),
+    TransactionTimeout(Duration),
     QueryTimeout(Duration),
     ClientIdleTimeout(Duration),
 }
@@ -85,19 +88,14 @@ impl Attached<'_> {
         tracker: &mut Tracker,
         rules: Rules,
     ) -> Event {
-        let config = self.shared.config();
-        let p = &config.pooler;
+        let t = &self.timeouts;
         let mut shutdown = self.shared.shutdown_state();
         let mut activity = Activity::now();
-        let recheck = [
-            p.idle_transaction_timeout,
-            p.query_timeout,
-            p.client_idle_timeout,
-        ]
-        .into_iter()
-        .filter(|d| !d.is_zero())
-        .min()
-        .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        let recheck = [t.idle_transaction, t.transaction, t.query, t.client_idle]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min()
+            .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut side = ClientSide {
             stream: self.stream,
             pump: &mut self.pump,
@@ -112,7 +110,7 @@ impl Attached<'_> {
             // The relay moves the deadlines (a query starts, a transaction opens) without
             // returning, so with any timeout configured, look again at a fraction of it.
             let deadline = [
-                next_deadline(p, tracker, &activity, rules.stop_at_idle),
+                next_deadline(t, tracker, &activity, rules.stop_at_idle),
                 recheck.map(|r| Instant::now() + r),
             ]
             .into_iter()
@@ -122,7 +120,7 @@ impl Attached<'_> {
                 end = relay(&mut side, server, tracker, &mut activity, rules) => return Event::Relay(end),
                 Ok(()) = shutdown.changed(), if !closing => continue,
                 () = sleep_until(deadline) => {
-                    if let Some(event) = expired(p, tracker, &activity, rules.stop_at_idle) {
+                    if let Some(event) = expired(t, tracker, &activity, rules.stop_at_idle) {
                         return event;
                     }
                 }
@@ -145,57 +143,61 @@ struct Timer {
 }
 
 /// The timeouts that can apply now: idle_transaction_timeout while a transaction waits on
-/// the client, query_timeout while a reply is owed, client_idle_timeout while a session-mode
+/// the client, transaction_timeout while one is open, query_timeout while a reply is owed, client_idle_timeout while a session-mode
 /// client holds an idle server.
 fn timers(
-    p: &crate::config::PoolerSettings,
+    t: &ClientTimeouts,
     tracker: &Tracker,
     activity: &Activity,
     releasing: bool,
-) -> [Timer; 3] {
+) -> [Timer; 4] {
     let at = |base: Instant, limit: Duration| (!limit.is_zero()).then(|| base + limit);
     let waiting_on_client = tracker.outstanding == 0 && !tracker.unsynced;
     let in_transaction = waiting_on_client && tracker.tx_status != TX_IDLE;
     [
         Timer {
             due: in_transaction
-                .then(|| at(activity.last_client, p.idle_transaction_timeout))
+                .then(|| at(activity.last_client, t.idle_transaction))
                 .flatten(),
-            event: Event::IdleTransactionTimeout(p.idle_transaction_timeout),
+            event: Event::IdleTransactionTimeout(t.idle_transaction),
         },
         Timer {
-            due: activity.busy_since.and_then(|b| at(b, p.query_timeout)),
-            event: Event::QueryTimeout(p.query_timeout),
+            due: activity.tx_since.and_then(|since| at(since, t.transaction)),
+            event: Event::TransactionTimeout(t.transaction),
+        },
+        Timer {
+            due: activity.busy_since.and_then(|b| at(b, t.query)),
+            event: Event::QueryTimeout(t.query),
         },
         Timer {
             due: (!releasing && tracker.is_idle())
-                .then(|| at(activity.last_client, p.client_idle_timeout))
+                .then(|| at(activity.last_client, t.client_idle))
                 .flatten(),
-            event: Event::ClientIdleTimeout(p.client_idle_timeout),
+            event: Event::ClientIdleTimeout(t.client_idle),
         },
     ]
 }
 
 fn next_deadline(
-    p: &crate::config::PoolerSettings,
+    t: &ClientTimeouts,
     tracker: &Tracker,
     activity: &Activity,
     releasing: bool,
 ) -> Option<Instant> {
-    timers(p, tracker, activity, releasing)
+    timers(t, tracker, activity, releasing)
         .iter()
         .filter_map(|t| t.due)
         .min()
 }
 
 fn expired(
-    p: &crate::config::PoolerSettings,
+    t: &ClientTimeouts,
     tracker: &Tracker,
     activity: &Activity,
     releasing: bool,
 ) -> Option<Event> {
     let now = Instant::now();
-    timers(p, tracker, activity, releasing)
+    timers(t, tracker, activity, releasing)
         .into_iter()
         .find(|t| t.due.is_some_and(|d| d <= now))
         .map(|t| t.event)
@@ -235,6 +237,10 @@ pub(super) async fn settle(
             message: format!(
                 "idle_transaction_timeout ({limit:?}) exceeded; transaction rolled back"
             ),
+        }),
+        Event::TransactionTimeout(limit) => Err(ClientError::Rejected {
+            code: "25P04".into(),
+            message: format!("transaction_timeout ({limit:?}) exceeded; transaction rolled back"),
         }),
         Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
     };

@@ -150,6 +150,7 @@ async fn handle(
         params: logged_in.params.into_iter().collect(),
         cancel_key: logged_in.cancel_key,
         client_id: id,
+        timeouts: config.timeouts_for(&logged_in.user),
     };
     let result = match logged_in.mode {
         PoolMode::Session => session::run(attached).await,
@@ -162,6 +163,7 @@ async fn handle(
 
 struct LoggedIn {
     pool: Arc<crate::pool::Pool>,
+    user: String,
     /// Counts this client against max_db/user_client_connections while it lives.
     _client_slot: ClientSlot,
     mode: PoolMode,
@@ -227,6 +229,7 @@ async fn log_in(
     }
     Ok(LoggedIn {
         pool,
+        user: user.clone(),
         _client_slot: client_slot,
         mode: config.pool_mode_for(&database, &user),
         params: session_params,
@@ -265,9 +268,19 @@ fn session_params(
 /// Forwards a CancelRequest when both halves of the key match a live client; anything else
 /// is dropped silently, as PostgreSQL does.
 async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
-    if let Some(target) = shared.cancels.lookup(pid, secret) {
-        if let Err(e) = send_cancel(&target.address, target.pid, target.secret).await {
-            tracing::warn!(error = %e, "could not forward cancel request");
-        }
+    let Some(target) = shared.cancels.lookup(pid, secret) else {
+        return;
+    };
+    let limit = shared.config().pooler.cancel_wait_timeout;
+    let send = send_cancel(&target.address, target.pid, target.secret);
+    let result = if limit.is_zero() {
+        send.await
+    } else {
+        tokio::time::timeout(limit, send)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not forward cancel request (cancel_wait_timeout)");
     }
 }

@@ -97,7 +97,7 @@ async fn wait_for_request(
     c: &mut Attached<'_>,
     shutdown: &mut watch::Receiver<Shutdown>,
 ) -> Result<bool, ClientError> {
-    let idle = c.shared.config().pooler.client_idle_timeout;
+    let idle = c.timeouts.client_idle;
     loop {
         if *shutdown.borrow_and_update() == Shutdown::Closing {
             return Err(ClientError::ShuttingDown);

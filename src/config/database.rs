@@ -34,6 +34,10 @@ pub const USER_KEYS: &[&str] = &[
     "pool_size",
     "max_user_connections",
     "max_user_client_connections",
+    "query_timeout",
+    "idle_transaction_timeout",
+    "transaction_timeout",
+    "client_idle_timeout",
 ];
 
 /// One [databases.<name>] section. `None` overrides fall back to [pooler].
@@ -154,6 +158,11 @@ pub struct UserSettings {
     pub max_user_connections: Option<usize>,
     /// Overrides max_user_client_connections (0 = unlimited).
     pub max_user_client_connections: Option<usize>,
+    /// Override [pooler]'s timeouts of the same names for this user's clients.
+    pub query_timeout: Option<std::time::Duration>,
+    pub idle_transaction_timeout: Option<std::time::Duration>,
+    pub transaction_timeout: Option<std::time::Duration>,
+    pub client_idle_timeout: Option<std::time::Duration>,
 }
 
 impl UserSettings {
@@ -165,6 +174,10 @@ impl UserSettings {
             pool_size: sec.read("pool_size", r::positive),
             max_user_connections: sec.read("max_user_connections", r::count),
             max_user_client_connections: sec.read("max_user_client_connections", r::count),
+            query_timeout: sec.read("query_timeout", r::duration),
+            idle_transaction_timeout: sec.read("idle_transaction_timeout", r::duration),
+            transaction_timeout: sec.read("transaction_timeout", r::duration),
+            client_idle_timeout: sec.read("client_idle_timeout", r::duration),
         }
     }
 }

@@ -16,6 +16,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
@@ -85,6 +86,22 @@ impl Config {
             .unwrap_or(self.pooler.default_pool_size)
     }
 
+    /// The client-side timeouts for `user`: its [users] section's, else [pooler]'s.
+    pub fn timeouts_for(&self, user: &str) -> ClientTimeouts {
+        let u = self.users.get(user);
+        let p = &self.pooler;
+        let pick = |o: Option<Duration>, d: Duration| o.unwrap_or(d);
+        ClientTimeouts {
+            query: pick(u.and_then(|u| u.query_timeout), p.query_timeout),
+            idle_transaction: pick(
+                u.and_then(|u| u.idle_transaction_timeout),
+                p.idle_transaction_timeout,
+            ),
+            transaction: pick(u.and_then(|u| u.transaction_timeout), p.transaction_timeout),
+            client_idle: pick(u.and_then(|u| u.client_idle_timeout), p.client_idle_timeout),
+        }
+    }
+
     /// Server connections kept open per pool of `database` (its min_pool_size, else [pooler]).
     pub fn min_pool_size_for(&self, database: &str) -> usize {
         self.database(database)
@@ -128,6 +145,15 @@ impl Config {
             .and_then(|u| u.max_user_client_connections)
             .unwrap_or(self.pooler.max_user_client_connections)
     }
+}
+
+/// Timeouts enforced on one client's session; 0 = off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientTimeouts {
+    pub query: Duration,
+    pub idle_transaction: Duration,
+    pub transaction: Duration,
+    pub client_idle: Duration,
 }
 
 #[cfg(test)]

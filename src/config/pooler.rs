@@ -23,7 +23,8 @@ pub const POOLER_KEYS: &[&str] = &[
     "server_reset_query", "server_reset_query_always", "server_check_query", "server_check_delay",
     "server_connect_timeout", "server_login_retry", "server_lifetime", "server_idle_timeout",
     "server_reset_timeout", "client_login_timeout", "query_wait_timeout", "query_timeout",
-    "client_idle_timeout", "idle_transaction_timeout", "shutdown_timeout",
+    "client_idle_timeout", "idle_transaction_timeout", "transaction_timeout",
+    "cancel_wait_timeout", "shutdown_timeout",
     "ignore_startup_parameters", "max_packet_size", "pkt_buf", "tcp_keepalive", "tcp_user_timeout",
     "max_prepared_statements", "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
@@ -104,6 +105,10 @@ pub struct PoolerSettings {
     pub client_idle_timeout: Duration,
     /// Clients idle inside a transaction longer than this are disconnected; 0 = never.
     pub idle_transaction_timeout: Duration,
+    /// Clients whose transaction has been open longer than this are disconnected; 0 = never.
+    pub transaction_timeout: Duration,
+    /// Longest a forwarded cancel request may take to reach its server; 0 = no limit.
+    pub cancel_wait_timeout: Duration,
     /// pgsluice's own: how long SIGTERM waits for clients to leave before closing them.
     pub shutdown_timeout: Duration,
     /// Startup parameters accepted from clients but not tracked or sent to servers.
@@ -176,6 +181,8 @@ impl Default for PoolerSettings {
             query_timeout: Duration::ZERO,
             client_idle_timeout: Duration::ZERO,
             idle_transaction_timeout: Duration::ZERO,
+            transaction_timeout: Duration::ZERO,
+            cancel_wait_timeout: secs(10),
             shutdown_timeout: secs(30),
             ignore_startup_parameters: Vec::new(),
             max_packet_size: MAX_MESSAGE_LENGTH as usize,
@@ -270,7 +277,7 @@ impl PoolerSettings {
     }
 
     fn read_durations(&mut self, sec: &mut Section) {
-        let durations: [(&str, &mut Duration); 15] = [
+        let durations: [(&str, &mut Duration); 17] = [
             ("reserve_pool_timeout", &mut self.reserve_pool_timeout),
             ("server_check_delay", &mut self.server_check_delay),
             ("server_connect_timeout", &mut self.server_connect_timeout),
@@ -286,6 +293,8 @@ impl PoolerSettings {
                 "idle_transaction_timeout",
                 &mut self.idle_transaction_timeout,
             ),
+            ("transaction_timeout", &mut self.transaction_timeout),
+            ("cancel_wait_timeout", &mut self.cancel_wait_timeout),
             ("shutdown_timeout", &mut self.shutdown_timeout),
             ("tcp_user_timeout", &mut self.tcp_user_timeout),
             ("stats_period", &mut self.stats_period),

@@ -78,6 +78,8 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("query_timeout", dur(p.query_timeout)),
         ("client_idle_timeout", dur(p.client_idle_timeout)),
         ("idle_transaction_timeout", dur(p.idle_transaction_timeout)),
+        ("transaction_timeout", dur(p.transaction_timeout)),
+        ("cancel_wait_timeout", dur(p.cancel_wait_timeout)),
         ("shutdown_timeout", dur(p.shutdown_timeout)),
         (
             "ignore_startup_parameters",

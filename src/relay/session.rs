@@ -49,6 +49,8 @@ pub(crate) struct Rules {
 pub(crate) struct Activity {
     pub(crate) last_client: Instant,
     pub(crate) busy_since: Option<Instant>,
+    /// Since when Postgres has reported an open transaction.
+    pub(crate) tx_since: Option<Instant>,
 }
 
 impl Activity {
@@ -56,6 +58,7 @@ impl Activity {
         Activity {
             last_client: Instant::now(),
             busy_since: None,
+            tx_since: None,
         }
     }
 }
@@ -148,6 +151,14 @@ pub(crate) async fn relay(
                 return Verdict::StopBefore;
             }
             tracker.backend(tag, body);
+            if tag == b'Z' {
+                let open = tracker.tx_status != TX_IDLE;
+                if open && activity.tx_since.is_none() {
+                    activity.tx_since = Some(Instant::now());
+                } else if !open {
+                    activity.tx_since = None;
+                }
+            }
             if rules.stop_at_idle && tag == b'Z' && tracker.is_idle() && client_clean {
                 Verdict::ForwardThenStop
             } else {

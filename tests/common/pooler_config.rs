@@ -19,6 +19,8 @@ pub struct PoolerConfig {
     pooler_lines: Vec<String>,
     /// `[databases.<name>]` sections: name and raw lines (host/port defaults merged in).
     databases: Vec<(String, Vec<String>)>,
+    /// `[users.<name>]` sections: name and raw lines.
+    users: Vec<(String, Vec<String>)>,
     userlist: Vec<(String, String)>,
     env: Vec<(String, String)>,
 }
@@ -43,6 +45,7 @@ impl PoolerConfig {
             pg_port: port,
             pooler_lines: Vec::new(),
             databases: vec![(TEST_DB.to_owned(), Vec::new())],
+            users: Vec::new(),
             userlist: userlist
                 .iter()
                 .map(|(u, p)| (u.to_string(), p.to_string()))
@@ -65,6 +68,12 @@ impl PoolerConfig {
             Some((_, existing)) => *existing = lines,
             None => self.databases.push((name.to_owned(), lines)),
         }
+        self
+    }
+
+    /// Adds a `[users.<name>]` section of per-user overrides.
+    pub fn user(mut self, name: &str, lines: &str) -> Self {
+        self.users.push((name.to_owned(), split_lines(lines)));
         self
     }
 
@@ -124,6 +133,10 @@ impl PoolerConfig {
             ];
             out.push_str(&format!("\n[databases.{}]\n", toml_key(name)));
             push_lines(&mut out, &merge(defaults, lines));
+        }
+        for (name, lines) in &self.users {
+            out.push_str(&format!("\n[users.{}]\n", toml_key(name)));
+            push_lines(&mut out, lines);
         }
         out
     }
