@@ -34,6 +34,8 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
         stop_at_idle: true,
         forbid_transactions: statement_mode,
     };
+    // Servers found dead before any byte of the request reached them, in a row.
+    let mut dead_in_a_row = 0;
     loop {
         if !wait_for_request(&mut c, &mut shutdown).await? {
             return Ok(());
@@ -47,20 +49,50 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
             Err(e) => return Err(e),
         };
         let server = lease.server();
-        if let Some((code, message)) = apply_params(server, &c.params).await? {
-            super::attach::release(c.shared, lease, Tracker::default(), true).await;
-            return Err(ClientError::Rejected { code, message });
+        match apply_params(server, &c.params).await {
+            Ok(None) => {}
+            Ok(Some((code, message))) => {
+                super::attach::release(c.shared, lease, Tracker::default(), true).await;
+                return Err(ClientError::Rejected { code, message });
+            }
+            Err(e) if dead_in_a_row < MAX_DEAD_IN_A_ROW => {
+                // Died while pooled; nothing of the client's request was sent yet.
+                tracing::info!(error = %e, "server connection dead at checkout; using another");
+                lease.discard();
+                dead_in_a_row += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         }
-        c.point_cancel(Some(server));
+        c.point_cancel(Some(lease.server()));
+        let sent_before = c.pump.written();
         let mut tracker = Tracker::default();
-        let event = c.relay_until_event(server, &mut tracker, rules).await;
+        let event = c
+            .relay_until_event(lease.server(), &mut tracker, rules)
+            .await;
         c.point_cancel(None);
         match event {
-            Event::Relay(RelayEnd::Idle) => give_back(c.shared, lease).await,
+            Event::Relay(RelayEnd::Idle) => {
+                dead_in_a_row = 0;
+                give_back(c.shared, lease).await;
+            }
+            Event::Relay(RelayEnd::ServerGone(reason))
+                if c.pump.written() == sent_before && dead_in_a_row < MAX_DEAD_IN_A_ROW =>
+            {
+                // The server failed before taking any byte of the request: send the same
+                // request to another server, and the client never knows.
+                tracing::info!(%reason, "server connection failed before the request reached it; retrying on another");
+                lease.discard();
+                c.pump.rewind();
+                dead_in_a_row += 1;
+            }
             other => return settle(&mut c, lease, tracker, other).await,
         }
     }
 }
+
+/// How many dead servers in a row one request may skip before its client is told.
+const MAX_DEAD_IN_A_ROW: u32 = 3;
 
 /// A clean server back to its pool, through server_reset_query when
 /// server_reset_query_always asks for it.

@@ -54,6 +54,8 @@ pub(crate) struct Pump {
     read_size: usize,
     needs_flush: bool,
     stop_pending: bool,
+    /// Bytes written so far, to tell whether anything of a request left yet.
+    written: u64,
 }
 
 impl Pump {
@@ -65,6 +67,7 @@ impl Pump {
             read_size: read_size.max(1024),
             needs_flush: false,
             stop_pending: false,
+            written: 0,
         }
     }
 
@@ -123,6 +126,7 @@ impl Pump {
             }
             self.buf.advance(n);
             self.ready -= n;
+            self.written += n as u64;
             self.needs_flush = true;
         }
         if self.needs_flush {
@@ -192,6 +196,21 @@ impl Pump {
         reader: &mut R,
     ) -> Poll<Result<usize, PumpError>> {
         self.poll_fill(cx, reader)
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Forgets that the buffered bytes were scanned, so they can be sent again elsewhere.
+    /// Only for a pump that started at a message boundary with nothing pending and has written
+    /// nothing since: then the buffer still begins with a whole message.
+    pub(crate) fn rewind(&mut self) {
+        self.ready = 0;
+        self.stop_pending = false;
+        self.needs_flush = false;
+        self.scanner = Scanner::new(self.scanner.max_len());
     }
 
     /// The tag of the next message, when nothing is pending and its first byte is buffered.

@@ -37,6 +37,11 @@ impl Scanner {
         }
     }
 
+    /// The bound on the length field this scanner enforces.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// True between messages: the next byte, if any, is a tag.
     pub fn at_boundary(&self) -> bool {
         self.remaining == 0
