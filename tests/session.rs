@@ -166,30 +166,6 @@ fn pgbench_select_only_through_the_pooler_has_no_failures() {
             .pooler("default_pool_size = 50")
             .database(&db, ""),
     );
-    let init = p.pgbench(MD5_USER, MD5_PASS, &db, &["-i", "-s", "1", "-q"]);
-    assert!(
-        init.status.success(),
-        "pgbench -i: {}\n{}",
-        String::from_utf8_lossy(&init.stderr),
-        p.log()
-    );
-    let run = p.pgbench(
-        MD5_USER,
-        MD5_PASS,
-        &db,
-        &["-S", "-c", "50", "-j", "2", "-T", "3", "-n"],
-    );
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pgbench: {out}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(out.contains("number of failed transactions: 0"), "{out}");
-    let processed = out
-        .lines()
-        .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
-        .and_then(|n| n.split('/').next()?.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    assert!(processed > 0, "{out}");
+    let processed = p.pgbench_select_only(&db, 50, 3);
+    assert!(processed > 0);
 }

@@ -299,25 +299,7 @@ fn pgbench_surge_of_500_clients_on_20_servers_has_no_failures() {
             .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 20\nmax_client_conn = 1000")
             .database(&db, ""),
     );
-    let init = p.pgbench(MD5_USER, MD5_PASS, &db, &["-i", "-s", "1", "-q"]);
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-    let run = p.pgbench(
-        MD5_USER,
-        MD5_PASS,
-        &db,
-        &["-S", "-c", "500", "-j", "2", "-T", "5", "-n"],
-    );
-    let out = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "pgbench: {out}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(out.contains("number of failed transactions: 0"), "{out}");
+    assert!(p.pgbench_select_only(&db, 500, 5) > 0);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::pgbin::pg_tool;
+use super::pgsetup::{MD5_PASS, MD5_USER};
 use super::pooler_config::PoolerConfig;
 use super::{connect_as, free_port, log_tail, read_log, tcp_config, ConnTask};
 
@@ -198,6 +199,34 @@ impl Pooler {
             .args(args)
             .output()
             .expect("spawn pgbench")
+    }
+
+    /// Initialises pgbench's tables in `db` through the pooler, then runs the select-only
+    /// script with `clients` clients for `seconds`; panics unless every transaction succeeded.
+    /// Returns how many transactions were processed.
+    pub fn pgbench_select_only(&self, db: &str, clients: u32, seconds: u32) -> u64 {
+        let init = self.pgbench(MD5_USER, MD5_PASS, db, &["-i", "-s", "1", "-q"]);
+        let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            init.status.success(),
+            "pgbench -i: {}\n{}",
+            stderr(&init),
+            self.log()
+        );
+        let (c, t) = (clients.to_string(), seconds.to_string());
+        let run = self.pgbench(
+            MD5_USER,
+            MD5_PASS,
+            db,
+            &["-S", "-c", &c, "-j", "2", "-T", &t, "-n"],
+        );
+        let out = String::from_utf8_lossy(&run.stdout);
+        assert!(run.status.success(), "pgbench: {out}\n{}", stderr(&run));
+        assert!(out.contains("number of failed transactions: 0"), "{out}");
+        out.lines()
+            .find_map(|l| l.strip_prefix("number of transactions actually processed: "))
+            .and_then(|n| n.split('/').next()?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
     }
 
     fn client_command(&self, tool: &str, user: &str, password: &str, db: &str) -> Command {
