@@ -29,7 +29,7 @@ pub(super) fn looks_alive(conn: &mut ServerConn) -> bool {
     let ServerConn {
         stream, inbound, ..
     } = conn;
-    inbound.poll_fill_once(&mut cx, stream).is_pending()
+    inbound.is_empty() && inbound.poll_fill_once(&mut cx, stream).is_pending()
 }
 
 /// Whether server_check_query is due: it is set, and the server was unused for longer than

@@ -80,6 +80,7 @@ pub(crate) enum CloseReason {
     Lifetime,
     Surplus,
     Shutdown,
+    Unexpected,
 }
 
 impl CloseReason {
@@ -92,6 +93,7 @@ impl CloseReason {
             CloseReason::Lifetime => "older than server_lifetime",
             CloseReason::Surplus => "reserve server no longer needed",
             CloseReason::Shutdown => "shutting down",
+            CloseReason::Unexpected => "sent something after its last ReadyForQuery",
         }
     }
 }

@@ -212,10 +212,20 @@ impl Pool {
         conn.last_used = now;
         let mut ledger = self.ledger();
         let lifetime = ledger.limits(self.id).lifetime;
-        if lifetime.is_zero() || now.saturating_duration_since(conn.connected_at) >= lifetime {
+        let expired =
+            lifetime.is_zero() || now.saturating_duration_since(conn.connected_at) >= lifetime;
+        // Invariant 1: anything already read past the last ReadyForQuery (a notification, a
+        // notice) belongs to the last client, never to the next one.
+        let unexpected = !conn.inbound.is_empty();
+        if expired || unexpected {
             let closing = ledger.free(self.id, now);
             drop(ledger);
-            close_idle_server(conn, CloseReason::Lifetime);
+            let reason = if unexpected {
+                CloseReason::Unexpected
+            } else {
+                CloseReason::Lifetime
+            };
+            close_idle_server(conn, reason);
             finish(closing);
         } else {
             let closing = ledger.release(self.id, conn, now);
