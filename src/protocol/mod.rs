@@ -6,9 +6,11 @@
 
 pub mod backend;
 pub mod codec;
+pub mod extended;
 pub mod frontend;
 pub mod params;
 pub mod scanner;
+mod session_sql;
 pub mod startup;
 pub mod tracker;
 
