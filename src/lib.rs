@@ -15,6 +15,7 @@ pub(crate) mod client;
 pub mod config;
 pub(crate) mod net;
 pub(crate) mod pool;
+pub(crate) mod prepared;
 pub mod protocol;
 pub(crate) mod relay;
 pub(crate) mod server;
