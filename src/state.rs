@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::auth::Userlist;
 use crate::config::Config;
 use crate::pool::PoolRegistry;
+use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
 
 /// How far shutdown has gone.
@@ -27,6 +28,9 @@ pub(crate) struct Shared {
     userlist: RwLock<Arc<Userlist>>,
     pub(crate) pools: PoolRegistry,
     pub(crate) cancels: CancelRegistry,
+    /// Named prepared statements of all clients, interned pooler-wide.
+    pub(crate) statements: Registry,
+    pub(crate) statement_counters: Counters,
     /// Clients connected now (counted from accept to close).
     pub(crate) clients: AtomicUsize,
     next_client_id: AtomicU64,
@@ -42,6 +46,8 @@ impl Shared {
             userlist: RwLock::new(Arc::new(userlist)),
             pools: PoolRegistry::default(),
             cancels: CancelRegistry::default(),
+            statements: Registry::new(),
+            statement_counters: Counters::default(),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
             mock_key: rand::random(),

@@ -15,10 +15,11 @@ use crate::config::ClientTimeouts;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{Lease, Pool};
+use crate::prepared::ClientStatements;
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
-use crate::relay::{relay, Activity, ClientSide, RelayEnd, Rules};
+use crate::relay::{relay, Activity, ClientSide, Prepared, RelayEnd, ReplyPlan, Rules};
 use crate::server::{apply_params, reset_for_next_client, send_cancel, CancelTarget, ServerConn};
 use crate::state::{Shared, Shutdown};
 
@@ -34,6 +35,9 @@ pub(crate) struct Attached<'a> {
     pub(crate) cancel_key: (u32, u32),
     pub(crate) client_id: u64,
     pub(crate) timeouts: ClientTimeouts,
+    /// This client's named prepared statements, when pgsluice maps them (transaction and
+    /// statement pooling); None passes names through (session pooling).
+    pub(crate) statements: Option<ClientStatements>,
 }
 
 /// Why relaying for this client stopped.
@@ -96,10 +100,25 @@ impl Attached<'_> {
             .filter(|d| !d.is_zero())
             .min()
             .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+        let search_path = self
+            .params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("search_path"))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let mut plan = ReplyPlan::default();
+        let shared = self.shared;
         let mut side = ClientSide {
             stream: self.stream,
             pump: &mut self.pump,
             params: &mut self.params,
+            prepared: self.statements.as_mut().map(|client| Prepared {
+                registry: &shared.statements,
+                client,
+                counters: &shared.statement_counters,
+                search_path: &search_path,
+            }),
+            plan: &mut plan,
         };
         loop {
             let closing = *shutdown.borrow_and_update() == Shutdown::Closing;
@@ -214,6 +233,10 @@ pub(super) async fn settle(
         Event::Relay(RelayEnd::ClientTerminated | RelayEnd::ClientGone) => Ok(()),
         Event::Relay(RelayEnd::ClientProtocol(e)) => Err(e.into()),
         Event::Relay(RelayEnd::Idle) => Err(ClientError::ShuttingDown),
+        Event::Relay(RelayEnd::StatementLimit(e)) => Err(ClientError::Rejected {
+            code: e.sqlstate().into(),
+            message: e.to_string(),
+        }),
         Event::Relay(RelayEnd::TransactionBlock) => Err(ClientError::Rejected {
             code: "0A000".into(),
             message: "transaction blocks are not allowed in statement pooling mode".into(),

@@ -20,6 +20,7 @@ use crate::config::PoolMode;
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
+use crate::prepared::ClientStatements;
 use crate::protocol::startup::{database, protocol_options, user};
 use crate::protocol::{backend, ProtocolError};
 use crate::server::{send_cancel, Credential, ServerError};
@@ -151,6 +152,14 @@ async fn handle(
         cancel_key: logged_in.cancel_key,
         client_id: id,
         timeouts: config.timeouts_for(&logged_in.user),
+        statements: (logged_in.mode != PoolMode::Session && p.max_prepared_statements > 0).then(
+            || {
+                ClientStatements::new(
+                    p.max_client_prepared_statements,
+                    p.max_client_prepared_bytes,
+                )
+            },
+        ),
     };
     let result = match logged_in.mode {
         PoolMode::Session => session::run(attached).await,

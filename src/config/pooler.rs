@@ -26,7 +26,8 @@ pub const POOLER_KEYS: &[&str] = &[
     "client_idle_timeout", "idle_transaction_timeout", "transaction_timeout",
     "cancel_wait_timeout", "shutdown_timeout",
     "ignore_startup_parameters", "max_packet_size", "pkt_buf", "tcp_keepalive", "tcp_user_timeout",
-    "max_prepared_statements", "peer_id", "application_name_add_host",
+    "max_prepared_statements", "max_client_prepared_statements", "max_client_prepared_bytes",
+    "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
     "stats_period", "metrics_addr",
 ];
@@ -123,6 +124,10 @@ pub struct PoolerSettings {
     pub tcp_user_timeout: Duration,
     /// Protocol-level prepared statements tracked per server in transaction mode; 0 = off.
     pub max_prepared_statements: usize,
+    /// pgsluice's own: named prepared statements one client may hold in transaction mode.
+    pub max_client_prepared_statements: usize,
+    /// pgsluice's own: total bytes of query text (and names) one client's statements may hold.
+    pub max_client_prepared_bytes: usize,
     /// This instance's id in cancel keys, so peers can forward cancels to each other.
     pub peer_id: u16,
     /// Append the client's address to application_name.
@@ -190,6 +195,8 @@ impl Default for PoolerSettings {
             tcp_keepalive: true,
             tcp_user_timeout: Duration::ZERO,
             max_prepared_statements: 200,
+            max_client_prepared_statements: 1000,
+            max_client_prepared_bytes: 16 * 1024 * 1024,
             peer_id: 0,
             application_name_add_host: false,
             log_format: LogFormat::Plain,
@@ -256,7 +263,7 @@ impl PoolerSettings {
         for (key, target) in booleans {
             sec.set(key, target, r::boolean);
         }
-        let counts: [(&str, &mut usize); 7] = [
+        let counts: [(&str, &mut usize); 9] = [
             ("min_pool_size", &mut self.min_pool_size),
             ("reserve_pool_size", &mut self.reserve_pool_size),
             ("max_db_connections", &mut self.max_db_connections),
@@ -270,6 +277,14 @@ impl PoolerSettings {
                 &mut self.max_user_client_connections,
             ),
             ("max_prepared_statements", &mut self.max_prepared_statements),
+            (
+                "max_client_prepared_statements",
+                &mut self.max_client_prepared_statements,
+            ),
+            (
+                "max_client_prepared_bytes",
+                &mut self.max_client_prepared_bytes,
+            ),
         ];
         for (key, target) in counts {
             sec.set(key, target, r::count);

@@ -93,6 +93,14 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
             "max_prepared_statements",
             p.max_prepared_statements.to_string(),
         ),
+        (
+            "max_client_prepared_statements",
+            p.max_client_prepared_statements.to_string(),
+        ),
+        (
+            "max_client_prepared_bytes",
+            p.max_client_prepared_bytes.to_string(),
+        ),
         ("peer_id", p.peer_id.to_string()),
         (
             "application_name_add_host",

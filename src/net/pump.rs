@@ -8,14 +8,14 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::protocol::scanner::{Scanner, Step};
 use crate::protocol::ProtocolError;
 
 /// What the handler decides for one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Pass it on.
     Forward,
@@ -23,6 +23,13 @@ pub(crate) enum Verdict {
     ForwardThenStop,
     /// Leave it unread in the buffer and pause the pump (only for whole messages).
     StopBefore,
+    /// Write these bytes instead of the message (empty: drop it). Only for whole messages;
+    /// the rare path for messages pgsluice rewrites, so the common one stays zero-copy.
+    Replace(Bytes),
+    /// `Replace`, then pause the pump once it is written.
+    ReplaceThenStop(Bytes),
+    /// Write these bytes first, then show the same message to the handler again.
+    InsertBefore(Bytes),
 }
 
 /// Why a pump paused without error.
@@ -56,6 +63,10 @@ pub(crate) struct Pump {
     stop_pending: bool,
     /// Bytes written so far, to tell whether anything of a request left yet.
     written: u64,
+    /// Bytes of the buffer after `ready` to drop once `ready` is written (a replaced message).
+    skip: usize,
+    /// Bytes to write after `ready`, before anything scanned later (replacements, injections).
+    out: BytesMut,
 }
 
 impl Pump {
@@ -68,12 +79,24 @@ impl Pump {
             needs_flush: false,
             stop_pending: false,
             written: 0,
+            skip: 0,
+            out: BytesMut::new(),
         }
     }
 
     /// True when everything read has been written and the writer saw only whole messages.
     pub(crate) fn is_clean(&self) -> bool {
-        self.ready == 0 && self.scanner.at_boundary() && !self.needs_flush
+        self.ready == 0
+            && self.skip == 0
+            && self.out.is_empty()
+            && self.scanner.at_boundary()
+            && !self.needs_flush
+    }
+
+    /// Queues bytes to write before anything read later; only between messages.
+    pub(crate) fn inject(&mut self, bytes: &[u8]) {
+        debug_assert!(self.ready == 0 && self.skip == 0 && self.scanner.at_boundary());
+        self.out.extend_from_slice(bytes);
     }
 
     /// True when no unprocessed bytes are buffered either.
@@ -129,6 +152,20 @@ impl Pump {
             self.written += n as u64;
             self.needs_flush = true;
         }
+        if self.skip > 0 {
+            self.buf.advance(self.skip);
+            self.skip = 0;
+        }
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut *writer).poll_write(cx, &self.out))
+                .map_err(PumpError::Write)?;
+            if n == 0 {
+                return Poll::Ready(Err(PumpError::Write(io::ErrorKind::WriteZero.into())));
+            }
+            self.out.advance(n);
+            self.written += n as u64;
+            self.needs_flush = true;
+        }
         if self.needs_flush {
             ready!(Pin::new(&mut *writer).poll_flush(cx)).map_err(PumpError::Write)?;
             self.needs_flush = false;
@@ -150,18 +187,44 @@ impl Pump {
                         self.stop_pending = true;
                     }
                     Verdict::StopBefore => self.stop_pending = true,
-                },
-                Step::Start { tag, consumed } => {
-                    if handler(tag, None) != Verdict::Forward {
+                    Verdict::Replace(bytes) => {
+                        self.replace(len, &bytes);
+                        // The replacement must go out before anything scanned after it.
+                        break;
+                    }
+                    Verdict::ReplaceThenStop(bytes) => {
+                        self.replace(len, &bytes);
                         self.stop_pending = true;
                     }
-                    self.ready += consumed;
-                }
+                    Verdict::InsertBefore(bytes) => {
+                        self.out.extend_from_slice(&bytes);
+                        break;
+                    }
+                },
+                Step::Start { tag, consumed } => match handler(tag, None) {
+                    Verdict::Forward => self.ready += consumed,
+                    Verdict::InsertBefore(bytes) => {
+                        // Not taken after all: the scanner goes back to this message's start.
+                        self.scanner = Scanner::new(self.scanner.max_len());
+                        self.out.extend_from_slice(&bytes);
+                        break;
+                    }
+                    // Streamed messages cannot be replaced; stopping waits for their end.
+                    _ => {
+                        self.stop_pending = true;
+                        self.ready += consumed;
+                    }
+                },
                 Step::Continue { consumed } => self.ready += consumed,
                 Step::NeedMore => break,
             }
         }
-        Ok(self.ready > 0)
+        Ok(self.ready > 0 || self.skip > 0 || !self.out.is_empty())
+    }
+
+    fn replace(&mut self, len: usize, bytes: &[u8]) {
+        self.skip = len;
+        self.out.extend_from_slice(bytes);
     }
 
     /// Reads more bytes; returns how many (0 = end of stream).
@@ -208,6 +271,8 @@ impl Pump {
     /// nothing since: then the buffer still begins with a whole message.
     pub(crate) fn rewind(&mut self) {
         self.ready = 0;
+        self.skip = 0;
+        self.out.clear();
         self.stop_pending = false;
         self.needs_flush = false;
         self.scanner = Scanner::new(self.scanner.max_len());
@@ -215,7 +280,7 @@ impl Pump {
 
     /// The tag of the next message, when nothing is pending and its first byte is buffered.
     pub(crate) fn peek_tag(&self) -> Option<u8> {
-        (self.ready == 0 && self.scanner.at_boundary())
+        (self.ready == 0 && self.skip == 0 && self.out.is_empty() && self.scanner.at_boundary())
             .then(|| self.buf.first().copied())
             .flatten()
     }
@@ -311,6 +376,41 @@ mod tests {
         .unwrap();
         assert_eq!(r, Paused::Stopped);
         assert_eq!(out, msg(b'Q', b"select 1\0"));
+    }
+
+    #[tokio::test]
+    async fn replaced_and_dropped_messages_keep_their_place() {
+        let mut input = msg(b'1', b"");
+        input.extend(msg(b'2', b""));
+        input.extend(msg(b'3', b""));
+        input.extend(msg(b'Z', b"I"));
+        let mut reader: &[u8] = &input;
+        let mut out: Vec<u8> = Vec::new();
+        let mut pump = Pump::new(1 << 20, 4096);
+        let mut handler = |tag: u8, _: Option<&[u8]>| match tag {
+            // Dropped: a reply the client did not ask for.
+            b'1' => Verdict::Replace(Bytes::new()),
+            // Something synthesized in front of a real message.
+            b'3' => {
+                let mut b = msg(b'n', b"");
+                b.extend(msg(b'3', b""));
+                Verdict::Replace(Bytes::from(b))
+            }
+            b'Z' => Verdict::ForwardThenStop,
+            _ => Verdict::Forward,
+        };
+        let r = std::future::poll_fn(|cx| {
+            pump.poll_pump(cx, &mut reader, &mut out, |_| true, &mut handler)
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, Paused::Stopped);
+        let mut expected = msg(b'2', b"");
+        expected.extend(msg(b'n', b""));
+        expected.extend(msg(b'3', b""));
+        expected.extend(msg(b'Z', b"I"));
+        assert_eq!(out, expected);
+        assert!(pump.is_clean());
     }
 
     #[tokio::test]

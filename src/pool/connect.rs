@@ -72,6 +72,7 @@ impl Pool {
             connect_timeout: s.connect_timeout,
             keepalive: s.keepalive,
             read_size: s.read_size,
+            max_prepared_statements: s.max_prepared_statements,
         })
         .await?;
         if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {

@@ -210,6 +210,8 @@ impl Pool {
         };
         let now = Instant::now();
         conn.last_used = now;
+        // Statements used by the client that leaves may now be evicted.
+        conn.prepared.unpin_all();
         let mut ledger = self.ledger();
         let lifetime = ledger.limits(self.id).lifetime;
         let expired =

@@ -23,6 +23,8 @@ pub(crate) struct PoolSettings {
     pub(crate) query_wait_timeout: Duration,
     pub(crate) keepalive: bool,
     pub(crate) read_size: usize,
+    /// Capacity of each server's prepared-statement cache (max_prepared_statements).
+    pub(crate) max_prepared_statements: usize,
     pub(crate) connect_query: Option<String>,
     /// min_pool_size (the database's, else [pooler]'s), capped at `size` by the ledger.
     pub(crate) min_pool_size: usize,
@@ -69,6 +71,7 @@ impl PoolSettings {
             query_wait_timeout: p.query_wait_timeout,
             keepalive: p.tcp_keepalive,
             read_size: p.pkt_buf,
+            max_prepared_statements: p.max_prepared_statements,
             connect_query: db.connect_query.clone(),
             min_pool_size: config.min_pool_size_for(&key.database),
             reserve_pool_size: config.reserve_pool_for(&key.database),

@@ -26,6 +26,9 @@ pub(crate) struct Statement {
     pub(crate) id: u64,
     /// `pgsluice_<id>`: the name it is prepared under on servers.
     pub(crate) server_name: String,
+    /// The session context names in `query` resolve in (the client's search_path): the
+    /// same text under another search_path may mean other tables, so another statement.
+    pub(crate) context: String,
     pub(crate) query: String,
     pub(crate) param_types: Vec<u32>,
     /// The whole Parse message under `server_name`, ready to send to a server lacking it.
@@ -65,10 +68,10 @@ impl Registry {
         }
     }
 
-    /// The statement for this text and these types: the same `Arc` as long as anyone holds
-    /// it, else a new statement with a fresh id.
-    pub(crate) fn intern(&self, query: &str, param_types: &[u32]) -> Arc<Statement> {
-        let hash = self.hasher.hash_one((query, param_types));
+    /// The statement for this text and these types parsed in `context`: the same `Arc` as
+    /// long as anyone holds it, else a new statement with a fresh id.
+    pub(crate) fn intern(&self, context: &str, query: &str, param_types: &[u32]) -> Arc<Statement> {
+        let hash = self.hasher.hash_one((context, query, param_types));
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.interns_since_sweep += 1;
         if entries.interns_since_sweep >= entries.sweep_after {
@@ -79,7 +82,11 @@ impl Registry {
         let mut found = None;
         bucket.retain(|weak| match weak.upgrade() {
             Some(st) => {
-                if found.is_none() && st.query == query && st.param_types == param_types {
+                if found.is_none()
+                    && st.query == query
+                    && st.param_types == param_types
+                    && st.context == context
+                {
                     found = Some(st);
                 }
                 true
@@ -87,7 +94,7 @@ impl Registry {
             None => false,
         });
         let found = found.unwrap_or_else(|| {
-            let st = Arc::new(self.new_statement(query, param_types));
+            let st = Arc::new(self.new_statement(context, query, param_types));
             bucket.push(Arc::downgrade(&st));
             st
         });
@@ -97,6 +104,10 @@ impl Registry {
     }
 
     /// Live statements (held by at least one client).
+    #[allow(
+        dead_code,
+        reason = "read by the admin console and metrics (issues 5 and 6)"
+    )]
     pub(crate) fn len(&self) -> usize {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
@@ -107,7 +118,7 @@ impl Registry {
             .count()
     }
 
-    fn new_statement(&self, query: &str, param_types: &[u32]) -> Statement {
+    fn new_statement(&self, context: &str, query: &str, param_types: &[u32]) -> Statement {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let server_name = format!("pgsluice_{id}");
         let mut parse = BytesMut::new();
@@ -115,6 +126,7 @@ impl Registry {
         Statement {
             id,
             server_name,
+            context: context.to_owned(),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
             parse_message: parse.freeze(),
@@ -151,15 +163,15 @@ mod tests {
     #[test]
     fn same_text_and_types_share_one_statement() {
         let registry = Registry::new();
-        let a = registry.intern("select $1", &[23]);
-        let b = registry.intern("select $1", &[23]);
+        let a = registry.intern("", "select $1", &[23]);
+        let b = registry.intern("", "select $1", &[23]);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.server_name, format!("pgsluice_{}", a.id));
         assert_eq!(registry.len(), 1);
 
-        let other_types = registry.intern("select $1", &[25]);
-        let no_types = registry.intern("select $1", &[]);
-        let other_text = registry.intern("select $1 ", &[23]);
+        let other_types = registry.intern("", "select $1", &[25]);
+        let no_types = registry.intern("", "select $1", &[]);
+        let other_text = registry.intern("", "select $1 ", &[23]);
         let ids = [a.id, other_types.id, no_types.id, other_text.id];
         for (i, x) in ids.iter().enumerate() {
             assert!(!ids[i + 1..].contains(x), "id {x} shared: {ids:?}");
@@ -170,7 +182,7 @@ mod tests {
     #[test]
     fn parse_message_is_ready_to_send() {
         let registry = Registry::new();
-        let st = registry.intern("select $1, $2", &[23, 0]);
+        let st = registry.intern("", "select $1, $2", &[23, 0]);
         let msg = &st.parse_message;
         assert_eq!(msg[0], b'P');
         let len = u32::from_be_bytes([msg[1], msg[2], msg[3], msg[4]]) as usize;
@@ -184,11 +196,11 @@ mod tests {
     #[test]
     fn dropped_statements_get_fresh_ids_and_leave_the_map() {
         let registry = Registry::new();
-        let first = registry.intern("select 1", &[]);
+        let first = registry.intern("", "select 1", &[]);
         let old_id = first.id;
         drop(first);
         assert_eq!(registry.len(), 0);
-        let again = registry.intern("select 1", &[]);
+        let again = registry.intern("", "select 1", &[]);
         assert_ne!(again.id, old_id);
         assert_eq!(
             registry.slots(),
@@ -198,15 +210,15 @@ mod tests {
 
         // Many short-lived distinct statements: the map stays bounded by the live ones.
         let keep: Vec<_> = (0..10)
-            .map(|i| registry.intern(&format!("select {i} -- kept"), &[]))
+            .map(|i| registry.intern("", &format!("select {i} -- kept"), &[]))
             .collect();
         for i in 0..20_000 {
-            drop(registry.intern(&format!("select {i}"), &[]));
+            drop(registry.intern("", &format!("select {i}"), &[]));
             assert!(registry.slots() <= 2 * (keep.len() + 1) + SWEEP_AT_LEAST_EVERY);
         }
         assert_eq!(registry.len(), keep.len() + 1);
         for st in &keep {
-            assert!(Arc::ptr_eq(st, &registry.intern(&st.query, &[])));
+            assert!(Arc::ptr_eq(st, &registry.intern("", &st.query, &[])));
         }
     }
 
@@ -218,7 +230,7 @@ mod tests {
                 let registry = Arc::clone(&registry);
                 std::thread::spawn(move || {
                     (0..100)
-                        .map(|i| registry.intern(&format!("select {i}"), &[]))
+                        .map(|i| registry.intern("", &format!("select {i}"), &[]))
                         .collect::<Vec<_>>()
                 })
             })

@@ -114,11 +114,19 @@ impl ServerStatements {
         }
     }
 
+    #[allow(
+        dead_code,
+        reason = "read by the admin console and metrics (issues 5 and 6)"
+    )]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Statements evicted from this server so far.
+    #[allow(
+        dead_code,
+        reason = "read by the admin console and metrics (issues 5 and 6)"
+    )]
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions
     }
@@ -132,7 +140,7 @@ mod tests {
 
     fn statements(registry: &Registry, n: usize) -> Vec<Arc<Statement>> {
         (0..n)
-            .map(|i| registry.intern(&format!("select {i}"), &[]))
+            .map(|i| registry.intern("", &format!("select {i}"), &[]))
             .collect()
     }
 

@@ -4,7 +4,6 @@
 //! Called by relay/ on whole frames from the scanner. Parsers borrow from the body, never panic
 //! and refuse what PostgreSQL refuses (missing NUL, trailing bytes); encoders append whole,
 //! well-framed messages.
-#![allow(dead_code)] // wired by the relay in issue 4
 
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::message::frontend;

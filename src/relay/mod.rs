@@ -2,6 +2,10 @@
 //! directions (each a `net::pump::Pump`) until the client leaves, a side fails, or a stop at
 //! the next idle point is asked for, keeping `protocol::tracker::Tracker` up to date.
 
+mod replies;
 mod session;
+mod statements;
 
+pub(crate) use replies::ReplyPlan;
 pub(crate) use session::{relay, Activity, ClientSide, RelayEnd, Rules};
+pub(crate) use statements::Prepared;

@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 use std::task::Poll;
 use std::time::Instant;
 
+use super::replies::{self, ReplyPlan};
+use super::statements::{self, Prepared};
 use crate::net::pump::{Paused, Pump, PumpError, Verdict};
 use crate::net::BoxStream;
+use crate::prepared::LimitError;
 use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
 use crate::protocol::ProtocolError;
@@ -32,6 +35,8 @@ pub(crate) enum RelayEnd {
     /// Statement pooling, and the client opened a transaction block. The ReadyForQuery that
     /// says so has not been forwarded.
     TransactionBlock,
+    /// The client went past its prepared-statement limits; that Parse was not forwarded.
+    StatementLimit(LimitError),
 }
 
 /// When to hand control back besides the ends above.
@@ -63,11 +68,15 @@ impl Activity {
     }
 }
 
-/// One attached client: its stream, its inbound pump, and the session parameters it expects.
+/// One attached client: its stream, its inbound pump, the session parameters it expects,
+/// and, in transaction and statement pooling, its named prepared statements.
 pub(crate) struct ClientSide<'a> {
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) pump: &'a mut Pump,
     pub(crate) params: &'a mut BTreeMap<String, String>,
+    pub(crate) prepared: Option<Prepared<'a>>,
+    /// Replies owed for what was sent; kept across relays of one attachment.
+    pub(crate) plan: &'a mut ReplyPlan,
 }
 
 /// Relays until something ends it.
@@ -89,30 +98,49 @@ pub(crate) async fn relay(
         stream: client_stream,
         pump: client_pump,
         params: client_params,
+        prepared,
+        plan,
     } = client;
     let ServerConn {
         stream: server_stream,
         inbound: server_pump,
         params: server_params,
+        prepared: server_statements,
         ..
     } = server;
-    // Outlives one poll: the stop it causes may be reported on a later poll.
+    type MustBuffer = fn(u8) -> bool;
+    let (frontend_buffer, backend_buffer): (MustBuffer, MustBuffer) = match prepared {
+        Some(_) => (statements::frontend_must_buffer, replies::must_buffer),
+        None => (frontend_must_buffer, backend_must_buffer),
+    };
+    // Outlive one poll: the stop they cause may be reported on a later poll.
     let mut refused = false;
+    let mut limit: Option<LimitError> = None;
     std::future::poll_fn(|cx| {
         let mut saw_client = false;
-        let mut frontend = |tag: u8, _body: Option<&[u8]>| {
+        let mut frontend = |tag: u8, body: Option<&[u8]>| {
             if tag == b'X' {
                 return Verdict::StopBefore;
             }
+            let verdict = match prepared.as_mut() {
+                Some(p) => match p.frontend(server_statements, plan, tag, body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        limit = Some(e);
+                        return Verdict::StopBefore;
+                    }
+                },
+                None => Verdict::Forward,
+            };
             saw_client = true;
             tracker.frontend(tag);
-            Verdict::Forward
+            verdict
         };
         let c2s = client_pump.poll_pump(
             cx,
             client_stream,
             server_stream,
-            frontend_must_buffer,
+            frontend_buffer,
             &mut frontend,
         );
         if saw_client {
@@ -121,7 +149,16 @@ pub(crate) async fn relay(
                 activity.busy_since = Some(activity.last_client);
             }
         }
+        if prepared.is_some() && server_pump.is_clean() {
+            // Replies pgsluice owes with nothing from Postgres ahead of them go out now.
+            if let Some(ready) = plan.take_ready() {
+                server_pump.inject(&ready);
+            }
+        }
         match c2s {
+            Poll::Ready(Ok(Paused::Stopped)) if limit.is_some() => {
+                return Poll::Ready(RelayEnd::StatementLimit(limit.take().expect("set")))
+            }
             Poll::Ready(Ok(Paused::Stopped)) => return Poll::Ready(RelayEnd::ClientTerminated),
             Poll::Ready(Ok(Paused::Eof)) | Poll::Ready(Err(PumpError::Read(_))) => {
                 return Poll::Ready(RelayEnd::ClientGone)
@@ -136,7 +173,22 @@ pub(crate) async fn relay(
         }
         // Bytes of the client's next request still on their way would belong to this server.
         let client_clean = client_pump.is_clean();
+        let has_plan = prepared.is_some();
         let mut backend = |tag: u8, body: Option<&[u8]>| {
+            let status = body.and_then(|b| b.first());
+            if rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
+                refused = true;
+                return Verdict::StopBefore;
+            }
+            let planned = if has_plan {
+                match plan.on_backend(tag, body) {
+                    // The message comes round again after what was inserted.
+                    v @ Verdict::InsertBefore(_) => return v,
+                    v => v,
+                }
+            } else {
+                Verdict::Forward
+            };
             if let (b'S', Some(b)) = (tag, body) {
                 if let Some((name, value)) = parse_parameter_status(b) {
                     server_params.insert(name.to_string(), value.to_string());
@@ -144,11 +196,6 @@ pub(crate) async fn relay(
                         client_params.insert(name.to_string(), value.to_string());
                     }
                 }
-            }
-            let status = body.and_then(|b| b.first());
-            if rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
-                refused = true;
-                return Verdict::StopBefore;
             }
             tracker.backend(tag, body);
             if tag == b'Z' {
@@ -159,19 +206,33 @@ pub(crate) async fn relay(
                     activity.tx_since = None;
                 }
             }
-            if rules.stop_at_idle && tag == b'Z' && tracker.is_idle() && client_clean {
-                Verdict::ForwardThenStop
-            } else {
-                Verdict::Forward
+            let stop = rules.stop_at_idle
+                && tag == b'Z'
+                && tracker.is_idle()
+                && client_clean
+                && plan.is_empty();
+            match (planned, stop) {
+                (Verdict::Forward, true) => Verdict::ForwardThenStop,
+                (Verdict::Replace(b), true) => Verdict::ReplaceThenStop(b),
+                (v, _) => v,
             }
         };
         let s2c = server_pump.poll_pump(
             cx,
             server_stream,
             client_stream,
-            backend_must_buffer,
+            backend_buffer,
             &mut backend,
         );
+        if let Some(p) = prepared.as_mut() {
+            statements::apply_undo(plan.take_undone(), p.client, server_statements);
+            if server_pump.is_clean() && s2c.is_pending() {
+                if let Some(ready) = plan.take_ready() {
+                    server_pump.inject(&ready);
+                    cx.waker().wake_by_ref();
+                }
+            }
+        }
         if tracker.outstanding == 0 {
             activity.busy_since = None;
         }

@@ -17,6 +17,7 @@ use super::{ServerConn, ServerError};
 use crate::auth::{md5_response_from_secret, ScramKeys, ScramPassthroughClient};
 use crate::net::pump::Pump;
 use crate::net::{Address, BoxStream};
+use crate::prepared::ServerStatements;
 
 /// What we can prove to Postgres.
 #[derive(Clone)]
@@ -50,6 +51,7 @@ pub(crate) struct LoginRequest<'a> {
     pub(crate) connect_timeout: Duration,
     pub(crate) keepalive: bool,
     pub(crate) read_size: usize,
+    pub(crate) max_prepared_statements: usize,
 }
 
 /// Connects and logs in, within `connect_timeout`.
@@ -146,6 +148,7 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         inbound,
         params,
         applied: BTreeMap::new(),
+        prepared: ServerStatements::new(req.max_prepared_statements),
         backend_pid: key.0,
         backend_secret: key.1,
         address: req.address.clone(),

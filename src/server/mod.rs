@@ -18,6 +18,7 @@ pub(crate) use reset::reset_for_next_client;
 
 use crate::net::pump::{Pump, PumpError};
 use crate::net::{Address, BoxStream};
+use crate::prepared::ServerStatements;
 use crate::protocol::ProtocolError;
 
 /// An open, logged-in server connection.
@@ -30,6 +31,8 @@ pub(crate) struct ServerConn {
     pub(crate) params: BTreeMap<String, String>,
     /// Unreported parameters pgsluice itself set on this server (lower-case name → value).
     pub(crate) applied: BTreeMap<String, String>,
+    /// Statements pgsluice prepared on this server under pooler-wide names.
+    pub(crate) prepared: ServerStatements,
     /// BackendKeyData of this server process, for forwarding cancels.
     pub(crate) backend_pid: u32,
     pub(crate) backend_secret: u32,

@@ -56,6 +56,7 @@ pub(crate) async fn reset_for_next_client(
         tx_status = outcome.tx_status;
         // server_reset_query (DISCARD ALL, RESET ALL) undid what pgsluice had set.
         server.applied.clear();
+        server.prepared.clear();
     }
     if tx_status != TX_IDLE || !server.inbound.is_clean() {
         return Err(ServerError::Protocol(format!(

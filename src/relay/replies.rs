@@ -1,0 +1,410 @@
+//! Pairs every request on its way to Postgres with the replies the client must see, so that
+//! replies pgsluice must hide (ParseComplete of a Parse it injected) are dropped and replies
+//! Postgres will not send (ParseComplete of a Parse the server already had, CloseComplete of
+//! a Close pgsluice answered itself) appear in exactly the position Postgres would have sent
+//! them (PostgreSQL docs "Extended Query": one reply group per message; after an error the
+//! backend skips to Sync). Pure bookkeeping: the relay feeds it and applies its verdicts.
+
+use std::collections::VecDeque;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::net::pump::Verdict;
+use crate::protocol::extended::write_error_renamed;
+
+/// How the replies to one request end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Parse, Bind, Close, Describe of a portal: one message.
+    One,
+    /// Describe of a statement: ParameterDescription, then RowDescription or NoData.
+    DescribeStatement,
+    /// Execute: rows (and COPY traffic) until CommandComplete, EmptyQueryResponse or
+    /// PortalSuspended.
+    Execute,
+    /// Sync: ReadyForQuery; also where error skipping ends.
+    Sync,
+    /// Simple Query or FunctionCall: everything until ReadyForQuery.
+    UntilReady,
+}
+
+/// What the client sees of those replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    Forward,
+    /// Replies to a message pgsluice injected; an error is still shown, as it explains why
+    /// the client's own next message fails.
+    Swallow,
+    /// Forward, but in an error say the client's statement name, not the server's.
+    Rename {
+        from: String,
+        to: String,
+    },
+}
+
+/// Bookkeeping to take back when Postgres did not do what a message asked (it failed, or
+/// was skipped after an earlier error): that statement is not prepared after all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Undo {
+    /// The statement id the server does not have.
+    pub(crate) server: Option<u64>,
+    /// The client statement name (and the id it must still map to) that does not exist.
+    pub(crate) client: Option<(String, u64)>,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Reply {
+        kind: Kind,
+        disposition: Disposition,
+        undo: Option<Undo>,
+    },
+    Synthesize(Bytes, Option<Undo>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ReplyPlan {
+    entries: VecDeque<Entry>,
+    undone: Vec<Undo>,
+}
+
+/// Messages Postgres may send at any time, outside any reply group.
+fn is_asynchronous(tag: u8) -> bool {
+    matches!(tag, b'N' | b'A' | b'S')
+}
+
+/// Backend messages the plan must see whole (they end a reply group or may be rewritten).
+pub(crate) fn must_buffer(tag: u8) -> bool {
+    matches!(
+        tag,
+        b'1' | b'2' | b'3' | b'n' | b't' | b'T' | b'C' | b'I' | b's' | b'Z' | b'E' | b'S'
+    )
+}
+
+impl ReplyPlan {
+    pub(crate) fn expect(&mut self, kind: Kind, disposition: Disposition) {
+        self.expect_or_undo(kind, disposition, None);
+    }
+
+    /// Like `expect`; `undo` is handed back if the message fails or is skipped.
+    pub(crate) fn expect_or_undo(
+        &mut self,
+        kind: Kind,
+        disposition: Disposition,
+        undo: Option<Undo>,
+    ) {
+        self.entries.push_back(Entry::Reply {
+            kind,
+            disposition,
+            undo,
+        });
+    }
+
+    /// A reply the client must get that Postgres will not send; `undo` as for `expect`.
+    pub(crate) fn synthesize(&mut self, bytes: Bytes, undo: Option<Undo>) {
+        self.entries.push_back(Entry::Synthesize(bytes, undo));
+    }
+
+    /// What must be taken back since the last call.
+    pub(crate) fn take_undone(&mut self) -> Vec<Undo> {
+        std::mem::take(&mut self.undone)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Synthesized replies now at the front: nothing Postgres owes comes before them.
+    pub(crate) fn take_ready(&mut self) -> Option<BytesMut> {
+        let mut out = BytesMut::new();
+        while let Some(Entry::Synthesize(b, _)) = self.entries.front() {
+            out.extend_from_slice(b);
+            self.entries.pop_front();
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    /// The verdict for one backend message; `body` is present for `must_buffer` tags.
+    pub(crate) fn on_backend(&mut self, tag: u8, body: Option<&[u8]>) -> Verdict {
+        if is_asynchronous(tag) {
+            return Verdict::Forward;
+        }
+        let mut out = self.take_ready().unwrap_or_default();
+        if body.is_none() && !out.is_empty() {
+            // A streamed message cannot be rewritten: put what is due in front of it, then
+            // see the message again.
+            return Verdict::InsertBefore(out.freeze());
+        }
+        let Some(Entry::Reply {
+            kind, disposition, ..
+        }) = self.entries.front()
+        else {
+            return match body {
+                Some(b) if !out.is_empty() => {
+                    append(&mut out, tag, b);
+                    Verdict::Replace(out.freeze())
+                }
+                _ => Verdict::Forward,
+            };
+        };
+        let (kind, disposition) = (*kind, disposition.clone());
+        let completes = match kind {
+            Kind::One => true,
+            Kind::DescribeStatement => tag != b't',
+            Kind::Execute => matches!(tag, b'C' | b'I' | b's' | b'E'),
+            Kind::Sync | Kind::UntilReady => tag == b'Z',
+        };
+        let shown = match (&disposition, tag, body) {
+            (Disposition::Swallow, b'E', _) | (Disposition::Forward, _, _) => true,
+            (Disposition::Swallow, _, _) => false,
+            (Disposition::Rename { from, to }, b'E' | b'N', Some(b)) => {
+                let before = out.len();
+                if write_error_renamed(&mut out, tag, b, from, to).is_err() {
+                    out.truncate(before);
+                    append(&mut out, tag, b);
+                }
+                false
+            }
+            (Disposition::Rename { .. }, _, _) => true,
+        };
+        if completes {
+            if let Some(Entry::Reply {
+                undo: Some(undo), ..
+            }) = self.entries.pop_front()
+            {
+                if tag == b'E' {
+                    self.undone.push(undo);
+                }
+            }
+            if tag == b'E' && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute) {
+                self.skip_to_sync();
+            }
+        }
+        if completes {
+            let ready = self.take_ready();
+            if shown {
+                match body {
+                    Some(b) => append(&mut out, tag, b),
+                    // Streamed messages never complete a group (must_buffer), so nothing
+                    // can be due after one.
+                    None => return Verdict::Forward,
+                }
+            }
+            if let Some(ready) = ready {
+                out.extend_from_slice(&ready);
+            }
+        } else if shown {
+            match body {
+                Some(b) => append(&mut out, tag, b),
+                None => return Verdict::Forward,
+            }
+        }
+        if shown && out.len() == body.map_or(0, |b| b.len() + 5) {
+            // Nothing added or removed: keep the zero-copy path.
+            return Verdict::Forward;
+        }
+        Verdict::Replace(out.freeze())
+    }
+
+    /// After an error in an extended-protocol message Postgres ignores everything up to the
+    /// next Sync, so neither its replies nor ours for those messages exist.
+    fn skip_to_sync(&mut self) {
+        while let Some(e) = self.entries.front() {
+            if matches!(
+                e,
+                Entry::Reply {
+                    kind: Kind::Sync,
+                    ..
+                }
+            ) {
+                break;
+            }
+            if let Some(Entry::Reply { undo: Some(u), .. } | Entry::Synthesize(_, Some(u))) =
+                self.entries.pop_front()
+            {
+                self.undone.push(u);
+            }
+        }
+    }
+}
+
+/// Appends a whole message rebuilt from its tag and body.
+fn append(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    out.put_u8(tag);
+    out.put_u32(body.len() as u32 + 4);
+    out.extend_from_slice(body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag];
+        v.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// What the client receives for a backend stream under `plan`.
+    fn client_sees(plan: &mut ReplyPlan, backend: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut seen = plan.take_ready().map(|b| b.to_vec()).unwrap_or_default();
+        for (tag, body) in backend {
+            let whole = if must_buffer(*tag) { Some(*body) } else { None };
+            loop {
+                match plan.on_backend(*tag, whole) {
+                    Verdict::Forward => {
+                        seen.extend(msg(*tag, body));
+                        break;
+                    }
+                    Verdict::Replace(b) => {
+                        seen.extend_from_slice(&b);
+                        break;
+                    }
+                    Verdict::InsertBefore(b) => seen.extend_from_slice(&b),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        seen
+    }
+
+    fn synth(tag: u8) -> Bytes {
+        Bytes::from(msg(tag, b""))
+    }
+
+    #[test]
+    fn failed_and_skipped_parses_are_handed_back() {
+        let mut plan = ReplyPlan::default();
+        let undo = |id| {
+            Some(Undo {
+                server: Some(id),
+                client: Some(("s".into(), id)),
+            })
+        };
+        plan.expect_or_undo(Kind::One, Disposition::Forward, undo(1));
+        plan.synthesize(synth(b'1'), undo(2));
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let err = b"SERROR\0C42601\0Mbad\0\0";
+        client_sees(&mut plan, &[(b'E', err), (b'Z', b"I")]);
+        let undone = plan.take_undone();
+        assert_eq!(undone.len(), 2);
+        assert_eq!(undone[0].server, Some(1));
+        assert_eq!(undone[1].server, Some(2));
+    }
+
+    #[test]
+    fn skipped_parse_gets_its_parse_complete_in_place() {
+        // Client: Parse S (already on the server), Bind, Execute, Sync.
+        let mut plan = ReplyPlan::default();
+        plan.synthesize(synth(b'1'), None);
+        plan.expect(Kind::One, Disposition::Forward);
+        plan.expect(Kind::Execute, Disposition::Forward);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let seen = client_sees(
+            &mut plan,
+            &[
+                (b'2', b""),
+                (b'D', b"\0\x01\0\0\0\x011"),
+                (b'C', b"SELECT 1\0"),
+                (b'Z', b"I"),
+            ],
+        );
+        let mut expected = msg(b'1', b"");
+        expected.extend(msg(b'2', b""));
+        expected.extend(msg(b'D', b"\0\x01\0\0\0\x011"));
+        expected.extend(msg(b'C', b"SELECT 1\0"));
+        expected.extend(msg(b'Z', b"I"));
+        assert_eq!(seen, expected);
+        assert!(plan.is_empty());
+    }
+
+    #[test]
+    fn injected_parse_is_hidden_and_close_answered_locally() {
+        // Injected Parse before Bind; client Close S answered by pgsluice; Sync.
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::One, Disposition::Swallow);
+        plan.expect(Kind::One, Disposition::Forward);
+        plan.synthesize(synth(b'3'), None);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let seen = client_sees(&mut plan, &[(b'1', b""), (b'2', b""), (b'Z', b"I")]);
+        let mut expected = msg(b'2', b"");
+        expected.extend(msg(b'3', b""));
+        expected.extend(msg(b'Z', b"I"));
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn an_error_skips_our_replies_up_to_sync_like_postgres() {
+        // Bind fails; the skipped Parse after it must get no ParseComplete.
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::One, Disposition::Forward);
+        plan.synthesize(synth(b'1'), None);
+        plan.expect(Kind::Execute, Disposition::Forward);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        plan.synthesize(synth(b'1'), None);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let err = b"SERROR\0C42P01\0Mboom\0\0";
+        let seen = client_sees(&mut plan, &[(b'E', err), (b'Z', b"I"), (b'Z', b"I")]);
+        let mut expected = msg(b'E', err);
+        expected.extend(msg(b'Z', b"I"));
+        expected.extend(msg(b'1', b""));
+        expected.extend(msg(b'Z', b"I"));
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn errors_about_a_renamed_statement_name_the_clients_statement() {
+        let mut plan = ReplyPlan::default();
+        plan.expect(
+            Kind::One,
+            Disposition::Rename {
+                from: "pgsluice_7".into(),
+                to: "mine".into(),
+            },
+        );
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let err = b"SERROR\0C42P05\0Mprepared statement \"pgsluice_7\" already exists\0\0";
+        let seen = client_sees(&mut plan, &[(b'E', err), (b'Z', b"E")]);
+        let text = String::from_utf8_lossy(&seen);
+        assert!(
+            text.contains("prepared statement \"mine\" already exists"),
+            "{text}"
+        );
+        assert!(!text.contains("pgsluice_7"));
+    }
+
+    #[test]
+    fn synthesized_reply_before_a_streamed_row_goes_in_front_of_it() {
+        let mut plan = ReplyPlan::default();
+        plan.synthesize(synth(b'1'), None);
+        plan.expect(Kind::Execute, Disposition::Forward);
+        // Not drained up front: the row arrives streamed.
+        let seen = {
+            let mut seen = Vec::new();
+            match plan.on_backend(b'D', None) {
+                Verdict::InsertBefore(b) => seen.extend_from_slice(&b),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(plan.on_backend(b'D', None), Verdict::Forward);
+            seen
+        };
+        assert_eq!(seen, msg(b'1', b""));
+    }
+
+    #[test]
+    fn notices_and_parameter_status_do_not_consume_replies() {
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::One, Disposition::Swallow);
+        assert_eq!(
+            plan.on_backend(b'N', Some(b"SNOTICE\0\0")),
+            Verdict::Forward
+        );
+        assert_eq!(plan.on_backend(b'S', Some(b"a\0b\0")), Verdict::Forward);
+        assert_eq!(
+            plan.on_backend(b'1', Some(b"")),
+            Verdict::Replace(Bytes::new())
+        );
+        assert!(plan.is_empty());
+    }
+}

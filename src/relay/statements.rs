@@ -1,0 +1,284 @@
+//! Named prepared statements in transaction and statement pooling (issue 4). A client's
+//! statement names are its own: each distinct statement (exact text, parameter types, and
+//! the search_path it was parsed under) gets one pooler-wide server name, prepared lazily on
+//! whichever server the client lands on, inside the client's own pipeline. The reply plan
+//! then hides the replies pgsluice caused and supplies the ones Postgres will not send.
+//! Any doubt about what a server has prepared means forgetting it: a Close is sent before
+//! every Parse of a server name, so re-preparing is always safe.
+
+use bytes::BytesMut;
+
+use super::replies::{Disposition, Kind, ReplyPlan, Undo};
+use crate::net::pump::Verdict;
+use crate::prepared::{
+    ClientStatements, Counters, LimitError, Registry, ServerStatements, Statement,
+};
+use crate::protocol::extended::{
+    bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
+    write_bind_renamed, write_close, write_describe, write_parse, write_query, SessionCommand,
+};
+
+/// A name no statement is prepared under: a client's unknown name is sent as this, so
+/// Postgres answers "does not exist" exactly as it would have (renamed back for the client).
+const MISSING: &str = "pgsluice_missing";
+
+/// One client's side of the bookkeeping, for the length of a relay.
+pub(crate) struct Prepared<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) client: &'a mut ClientStatements,
+    pub(crate) counters: &'a Counters,
+    /// The client's search_path ("" = the server default): part of a statement's identity.
+    pub(crate) search_path: &'a str,
+}
+
+/// Frontend messages the rewriter must see whole.
+pub(crate) fn frontend_must_buffer(tag: u8) -> bool {
+    matches!(tag, b'X' | b'P' | b'B' | b'D' | b'C' | b'Q')
+}
+
+impl Prepared<'_> {
+    /// The verdict for one frontend message, with the replies it will get recorded in `plan`.
+    pub(crate) fn frontend(
+        &mut self,
+        server: &mut ServerStatements,
+        plan: &mut ReplyPlan,
+        tag: u8,
+        body: Option<&[u8]>,
+    ) -> Result<Verdict, LimitError> {
+        let Some(body) = body else {
+            expect_plain(plan, tag);
+            return Ok(Verdict::Forward);
+        };
+        let mut cx = Cx {
+            me: self,
+            server,
+            plan,
+            out: BytesMut::new(),
+        };
+        let outcome = match tag {
+            b'P' => cx.parse(body)?,
+            b'B' => cx.bind(body),
+            b'D' => cx.describe(body),
+            b'C' => cx.close(body),
+            b'Q' => cx.query(body),
+            _ => Outcome::Untouched,
+        };
+        Ok(match outcome {
+            Outcome::Rewritten => Verdict::Replace(cx.out.freeze()),
+            Outcome::Planned => Verdict::Forward,
+            Outcome::Untouched => {
+                expect_plain(cx.plan, tag);
+                Verdict::Forward
+            }
+        })
+    }
+}
+
+/// The replies of a message forwarded untouched.
+fn expect_plain(plan: &mut ReplyPlan, tag: u8) {
+    let kind = match tag {
+        b'P' | b'B' | b'C' => Kind::One,
+        b'D' => Kind::One,
+        b'E' => Kind::Execute,
+        b'S' => Kind::Sync,
+        b'Q' | b'F' => Kind::UntilReady,
+        // Flush, COPY data and anything else: no reply group of their own.
+        _ => return,
+    };
+    plan.expect(kind, Disposition::Forward);
+}
+
+/// What became of one message.
+enum Outcome {
+    /// Replaced by `Cx::out`, replies planned.
+    Rewritten,
+    /// Forwarded as is, replies planned.
+    Planned,
+    /// Forwarded as is; plan its replies from the tag.
+    Untouched,
+}
+
+/// Working state for one message.
+struct Cx<'p, 'a> {
+    me: &'p mut Prepared<'a>,
+    server: &'p mut ServerStatements,
+    plan: &'p mut ReplyPlan,
+    out: BytesMut,
+}
+
+impl Cx<'_, '_> {
+    fn parse(&mut self, body: &[u8]) -> Result<Outcome, LimitError> {
+        let Ok(p) = parse_body(body) else {
+            return Ok(Outcome::Untouched);
+        };
+        if p.name.is_empty() {
+            return Ok(Outcome::Untouched);
+        }
+        Counters::add(&self.me.counters.client_parses, 1);
+        if let Some(existing) = self.me.client.get(p.name).cloned() {
+            // Postgres refuses a second Parse of a name: let it say so, about the client's name.
+            self.ensure_prepared(&existing);
+            write_parse(
+                &mut self.out,
+                &existing.server_name,
+                p.query,
+                &p.param_types,
+            );
+            self.plan
+                .expect(Kind::One, rename(&existing.server_name, p.name));
+            return Ok(Outcome::Rewritten);
+        }
+        let st = self
+            .me
+            .registry
+            .intern(self.me.search_path, p.query, &p.param_types);
+        self.me.client.insert(p.name, st.clone())?;
+        let undo_client = Some((p.name.to_string(), st.id));
+        if self.server.contains(st.id) {
+            self.server.touch(st.id);
+            let mut done = BytesMut::new();
+            parse_complete(&mut done);
+            let undo = Undo {
+                server: None,
+                client: undo_client,
+            };
+            self.plan.synthesize(done.freeze(), Some(undo));
+            return Ok(Outcome::Rewritten);
+        }
+        self.prepare(&st, Disposition::Forward, undo_client);
+        Ok(Outcome::Rewritten)
+    }
+
+    fn bind(&mut self, body: &[u8]) -> Outcome {
+        let Ok(target) = bind_target(body) else {
+            return Outcome::Untouched;
+        };
+        if target.statement.is_empty() {
+            return Outcome::Untouched;
+        }
+        Counters::add(&self.me.counters.binds, 1);
+        let (name, disposition) = self.server_name_for(target.statement);
+        write_bind_renamed(&mut self.out, body, &target, &name);
+        self.plan.expect(Kind::One, disposition);
+        Outcome::Rewritten
+    }
+
+    fn describe(&mut self, body: &[u8]) -> Outcome {
+        match describe_or_close(body) {
+            Ok((b'S', name)) if !name.is_empty() => {
+                let (server_name, disposition) = self.server_name_for(name);
+                write_describe(&mut self.out, b'S', &server_name);
+                self.plan.expect(Kind::DescribeStatement, disposition);
+                Outcome::Rewritten
+            }
+            Ok((b'S', _)) => {
+                self.plan
+                    .expect(Kind::DescribeStatement, Disposition::Forward);
+                Outcome::Planned
+            }
+            _ => Outcome::Untouched,
+        }
+    }
+
+    fn close(&mut self, body: &[u8]) -> Outcome {
+        match describe_or_close(body) {
+            Ok((b'S', name)) if !name.is_empty() => {
+                // The server statement may serve other clients: only this client's name goes.
+                self.me.client.remove(name);
+                let mut done = BytesMut::new();
+                close_complete(&mut done);
+                self.plan.synthesize(done.freeze(), None);
+                Outcome::Rewritten
+            }
+            _ => Outcome::Untouched,
+        }
+    }
+
+    fn query(&mut self, body: &[u8]) -> Outcome {
+        match session_command(body) {
+            Some(SessionCommand::DeallocateAll | SessionCommand::DiscardAll) => {
+                // Postgres drops every statement of the session, ours included.
+                self.me.client.clear();
+                self.server.clear();
+                Outcome::Untouched
+            }
+            Some(SessionCommand::Deallocate(name)) => {
+                let (server_name, disposition) = match self.me.client.remove(&name) {
+                    Some(st) => {
+                        self.ensure_prepared(&st);
+                        self.server.remove(st.id);
+                        (st.server_name.clone(), rename(&st.server_name, &name))
+                    }
+                    None => (MISSING.to_string(), rename(MISSING, &name)),
+                };
+                write_query(&mut self.out, &format!("DEALLOCATE {server_name}"));
+                self.plan.expect(Kind::UntilReady, disposition);
+                Outcome::Rewritten
+            }
+            None => Outcome::Untouched,
+        }
+    }
+
+    /// The server name for a client's statement, prepared first if this server lacks it.
+    fn server_name_for(&mut self, client_name: &str) -> (String, Disposition) {
+        match self.me.client.get(client_name).cloned() {
+            Some(st) => {
+                self.ensure_prepared(&st);
+                (st.server_name.clone(), rename(&st.server_name, client_name))
+            }
+            None => (MISSING.to_string(), rename(MISSING, client_name)),
+        }
+    }
+
+    fn ensure_prepared(&mut self, st: &Statement) {
+        if self.server.contains(st.id) {
+            self.server.touch(st.id);
+        } else {
+            self.prepare(st, Disposition::Swallow, None);
+        }
+    }
+
+    /// Close (whatever stale copy may exist) and Parse `st` on the server, evicting the least
+    /// recently used statements beyond max_prepared_statements.
+    fn prepare(&mut self, st: &Statement, disposition: Disposition, client: Option<(String, u64)>) {
+        for evicted in self.server.insert(st) {
+            write_close(&mut self.out, b'S', &evicted);
+            self.plan.expect(Kind::One, Disposition::Swallow);
+            Counters::add(&self.me.counters.evictions, 1);
+        }
+        write_close(&mut self.out, b'S', &st.server_name);
+        self.plan.expect(Kind::One, Disposition::Swallow);
+        self.out.extend_from_slice(&st.parse_message);
+        let undo = Undo {
+            server: Some(st.id),
+            client,
+        };
+        self.plan.expect_or_undo(Kind::One, disposition, Some(undo));
+        Counters::add(&self.me.counters.server_parses, 1);
+    }
+}
+
+fn rename(from: &str, to: &str) -> Disposition {
+    Disposition::Rename {
+        from: from.to_string(),
+        to: to.to_string(),
+    }
+}
+
+/// Applies what the plan handed back: statements Postgres did not prepare after all.
+pub(crate) fn apply_undo(
+    undone: Vec<Undo>,
+    client: &mut ClientStatements,
+    server: &mut ServerStatements,
+) {
+    for u in undone {
+        if let Some(id) = u.server {
+            server.remove(id);
+        }
+        if let Some((name, id)) = u.client {
+            if client.get(&name).is_some_and(|st| st.id == id) {
+                client.remove(&name);
+            }
+        }
+    }
+}
