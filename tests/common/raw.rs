@@ -347,3 +347,55 @@ pub async fn send_cancel_request(p: &Pooler, process_id: i32, secret: i32) {
     let reply = c.recv_until_closed().await;
     assert!(reply.is_empty(), "a CancelRequest gets no reply: {reply:?}");
 }
+
+/// One step of a scripted conversation (`play`): the same script can be played straight to
+/// Postgres and through pgsluice, and the replies compared with `assert_same_replies`.
+pub enum Step {
+    Send(Frontend),
+    /// Read exactly this many messages: proves they came without anything more being sent.
+    Expect(usize),
+    /// Read through the next ReadyForQuery.
+    UntilReady,
+}
+
+/// Plays `script` on `c`; returns every message read, in order.
+pub async fn play(c: &mut RawClient, script: &[Step]) -> Vec<Backend> {
+    let mut got = Vec::new();
+    for step in script {
+        match step {
+            Step::Send(batch) => c.send(batch.clone()).await,
+            Step::Expect(n) => got.extend(c.recv_n(*n).await),
+            Step::UntilReady => got.extend(c.recv_until_ready().await),
+        }
+    }
+    got
+}
+
+impl RawClient {
+    /// Logs in straight to Postgres (no pooler), for the reference run of a script.
+    pub async fn connect_direct(
+        pg: &super::pg::PgCluster,
+        user: &str,
+        password: &str,
+        params: &[(&str, &str)],
+    ) -> Self {
+        let mut c = Self::open(pg.host(), pg.port()).await;
+        if let Err(e) = c.login(user, password, params).await {
+            panic!("direct raw login refused: {:?}", e.fields());
+        }
+        c
+    }
+}
+
+/// Asserts that `got` (through pgsluice) is `expected` (straight from Postgres): the same
+/// messages in the same order, byte for byte. `context` goes into the panic (a pooler log).
+pub fn assert_same_replies(got: &[Backend], expected: &[Backend], context: &str) {
+    assert_eq!(
+        tags(got),
+        tags(expected),
+        "message order differs\ngot:      {got:?}\nexpected: {expected:?}\n{context}"
+    );
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(g, e, "message {i} differs\n{context}");
+    }
+}
