@@ -64,4 +64,4 @@ echo "== pgsluice on 127.0.0.1:$port — in another terminal:"
 echo "   PGPASSWORD=app-secret psql -h 127.0.0.1 -p $port -U app app"
 echo "   PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p $port -U app -i app"
 echo "== Ctrl-C to stop"
-cargo run --release --quiet -- -c "$work/pooler.toml" || true
+cargo run --release --quiet -- -c "$work/pooler.toml" ${PGSLUICE_ARGS:-} || true

@@ -34,13 +34,20 @@ async fn tokio_postgres_clients_use_named_statements_across_many_servers() {
                 let got: i32 = c.query_one(&add, &[&id, &n]).await.unwrap().get(0);
                 assert_eq!(got, id + n);
                 // tokio-postgres prepares (and later closes) a named statement per call too.
-                let echo: String = c.query_one("select $1::text", &[&format!("c{id}")]).await.unwrap().get(0);
+                let echo: String = c
+                    .query_one("select $1::text", &[&format!("c{id}")])
+                    .await
+                    .unwrap()
+                    .get(0);
                 assert_eq!(echo, format!("c{id}"));
             }
         }));
     }
     for t in tasks {
-        tokio::time::timeout(Duration::from_secs(120), t).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(120), t)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
 

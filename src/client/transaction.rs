@@ -65,12 +65,18 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
             Err(e) => return Err(e.into()),
         }
         c.point_cancel(Some(lease.server()));
+        tracing::debug!(
+            client = c.client_id,
+            server = lease.server().id,
+            "server attached"
+        );
         let sent_before = c.pump.written();
         let mut tracker = Tracker::default();
         let event = c
             .relay_until_event(lease.server(), &mut tracker, rules)
             .await;
         c.point_cancel(None);
+        tracing::debug!(client = c.client_id, ?event, "server detached");
         match event {
             Event::Relay(RelayEnd::Idle) => {
                 dead_in_a_row = 0;
