@@ -68,3 +68,72 @@ async fn a_statement_prepared_on_one_server_works_on_another() {
     b.batch_execute("commit").await.unwrap();
     assert!(!pids.is_empty());
 }
+
+#[tokio::test]
+async fn ten_statements_through_a_cache_of_two_all_answer_right() {
+    let p = tx_pooler("default_pool_size = 1\nmax_prepared_statements = 2");
+    let c = login(&p).await;
+    let mut statements = Vec::new();
+    for i in 0..10i32 {
+        statements.push((
+            i,
+            c.prepare(&format!("select {i} + $1::int")).await.unwrap(),
+        ));
+    }
+    for round in 0..3i32 {
+        for (i, st) in statements.iter().rev() {
+            let got: i32 = c.query_one(st, &[&round]).await.unwrap().get(0);
+            assert_eq!(got, i + round);
+        }
+    }
+    let on_server: i64 = c
+        .query_one(
+            "select count(*) from pg_prepared_statements where name like 'pgsluice%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        on_server <= 3,
+        "the server keeps at most max_prepared_statements (+ this query's): {on_server}"
+    );
+}
+
+#[tokio::test]
+async fn a_statement_made_stale_by_ddl_heals_after_one_error() {
+    let p = tx_pooler("default_pool_size = 1");
+    let table = unique_name("ddl");
+    let admin = shared_cluster().superuser_client(TEST_DB).await;
+    admin
+        .batch_execute(&format!("create table {table}(a int); insert into {table} values (1); grant all on {table} to public"))
+        .await
+        .unwrap();
+    let c = login(&p).await;
+    let st = c.prepare(&format!("select * from {table}")).await.unwrap();
+    assert_eq!(c.query(&st, &[]).await.unwrap().len(), 1);
+    admin
+        .batch_execute(&format!("alter table {table} add column b int"))
+        .await
+        .unwrap();
+    // Postgres refuses the old plan once ...
+    let err = c.query(&st, &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("0A000"), "{err:?}");
+    // ... and a fresh prepare of the same text (as drivers do) gets a fresh statement.
+    let again = c.prepare(&format!("select * from {table}")).await.unwrap();
+    assert_eq!(again.columns().len(), 2);
+    assert_eq!(c.query(&again, &[]).await.unwrap().len(), 1);
+}
+
+#[test]
+fn pgbench_prepared_with_more_clients_than_servers() {
+    let cluster = shared_cluster();
+    let db = unique_name("prep");
+    cluster.create_database(&db);
+    let p = Pooler::start(
+        PoolerConfig::new(cluster)
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 5")
+            .database(&db, ""),
+    );
+    assert!(p.pgbench_select_only(&db, 30, 3, &["-M", "prepared"]) > 0);
+}

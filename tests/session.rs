@@ -166,6 +166,6 @@ fn pgbench_select_only_through_the_pooler_has_no_failures() {
             .pooler("default_pool_size = 50")
             .database(&db, ""),
     );
-    let processed = p.pgbench_select_only(&db, 50, 3);
+    let processed = p.pgbench_select_only(&db, 50, 3, &[]);
     assert!(processed > 0);
 }

@@ -299,7 +299,7 @@ fn pgbench_surge_of_500_clients_on_20_servers_has_no_failures() {
             .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 20\nmax_client_conn = 1000")
             .database(&db, ""),
     );
-    assert!(p.pgbench_select_only(&db, 500, 5) > 0);
+    assert!(p.pgbench_select_only(&db, 500, 5, &[]) > 0);
 }
 
 #[tokio::test]

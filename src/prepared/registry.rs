@@ -103,6 +103,15 @@ impl Registry {
         found
     }
 
+    /// Stops handing out statement `id` to new Parses (its plan may be stale after DDL):
+    /// the next Parse of the same text gets a fresh statement. Holders keep theirs.
+    pub(crate) fn retire(&self, id: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for bucket in entries.buckets.values_mut() {
+            bucket.retain(|weak| weak.upgrade().is_some_and(|st| st.id != id));
+        }
+    }
+
     /// Live statements (held by at least one client).
     #[allow(
         dead_code,

@@ -50,6 +50,9 @@ pub(crate) struct Undo {
     pub(crate) server: Option<u64>,
     /// The client statement name (and the id it must still map to) that does not exist.
     pub(crate) client: Option<(String, u64)>,
+    /// Set for a Bind that failed: the statement may be stale after DDL ("cached plan must not
+    /// change result type"), so no new Parse may share it. Not handed back when merely skipped.
+    pub(crate) retire: bool,
 }
 
 #[derive(Debug)]
@@ -222,7 +225,9 @@ impl ReplyPlan {
             if let Some(Entry::Reply { undo: Some(u), .. } | Entry::Synthesize(_, Some(u))) =
                 self.entries.pop_front()
             {
-                self.undone.push(u);
+                if !u.retire {
+                    self.undone.push(u);
+                }
             }
         }
     }
@@ -278,6 +283,7 @@ mod tests {
         let mut plan = ReplyPlan::default();
         let undo = |id| {
             Some(Undo {
+                retire: false,
                 server: Some(id),
                 client: Some(("s".into(), id)),
             })

@@ -225,7 +225,7 @@ pub(crate) async fn relay(
             &mut backend,
         );
         if let Some(p) = prepared.as_mut() {
-            statements::apply_undo(plan.take_undone(), p.client, server_statements);
+            statements::apply_undo(plan.take_undone(), p.registry, p.client, server_statements);
             if server_pump.is_clean() && s2c.is_pending() {
                 if let Some(ready) = plan.take_ready() {
                     server_pump.inject(&ready);

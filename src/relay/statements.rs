@@ -139,6 +139,7 @@ impl Cx<'_, '_> {
             let mut done = BytesMut::new();
             parse_complete(&mut done);
             let undo = Undo {
+                retire: false,
                 server: None,
                 client: undo_client,
             };
@@ -157,9 +158,15 @@ impl Cx<'_, '_> {
             return Outcome::Untouched;
         }
         Counters::add(&self.me.counters.binds, 1);
+        let st = self.me.client.get(target.statement).cloned();
         let (name, disposition) = self.server_name_for(target.statement);
         write_bind_renamed(&mut self.out, body, &target, &name);
-        self.plan.expect(Kind::One, disposition);
+        let undo = st.map(|st| Undo {
+            server: Some(st.id),
+            client: None,
+            retire: true,
+        });
+        self.plan.expect_or_undo(Kind::One, disposition, undo);
         Outcome::Rewritten
     }
 
@@ -250,6 +257,7 @@ impl Cx<'_, '_> {
         self.plan.expect(Kind::One, Disposition::Swallow);
         self.out.extend_from_slice(&st.parse_message);
         let undo = Undo {
+            retire: false,
             server: Some(st.id),
             client,
         };
@@ -265,15 +273,20 @@ fn rename(from: &str, to: &str) -> Disposition {
     }
 }
 
-/// Applies what the plan handed back: statements Postgres did not prepare after all.
+/// Applies what the plan handed back: statements Postgres did not prepare after all, and
+/// statements a failed Bind showed may be stale.
 pub(crate) fn apply_undo(
     undone: Vec<Undo>,
+    registry: &Registry,
     client: &mut ClientStatements,
     server: &mut ServerStatements,
 ) {
     for u in undone {
         if let Some(id) = u.server {
             server.remove(id);
+            if u.retire {
+                registry.retire(id);
+            }
         }
         if let Some((name, id)) = u.client {
             if client.get(&name).is_some_and(|st| st.id == id) {

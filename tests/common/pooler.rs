@@ -203,8 +203,9 @@ impl Pooler {
 
     /// Initialises pgbench's tables in `db` through the pooler, then runs the select-only
     /// script with `clients` clients for `seconds`; panics unless every transaction succeeded.
-    /// Returns how many transactions were processed.
-    pub fn pgbench_select_only(&self, db: &str, clients: u32, seconds: u32) -> u64 {
+    /// `extra` adds pgbench options (e.g. `-M prepared`). Returns how many transactions were
+    /// processed.
+    pub fn pgbench_select_only(&self, db: &str, clients: u32, seconds: u32, extra: &[&str]) -> u64 {
         let init = self.pgbench(MD5_USER, MD5_PASS, db, &["-i", "-s", "1", "-q"]);
         let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
         assert!(
@@ -214,12 +215,9 @@ impl Pooler {
             self.log()
         );
         let (c, t) = (clients.to_string(), seconds.to_string());
-        let run = self.pgbench(
-            MD5_USER,
-            MD5_PASS,
-            db,
-            &["-S", "-c", &c, "-j", "2", "-T", &t, "-n"],
-        );
+        let mut args = vec!["-S", "-c", &c, "-j", "2", "-T", &t, "-n"];
+        args.extend_from_slice(extra);
+        let run = self.pgbench(MD5_USER, MD5_PASS, db, &args);
         let out = String::from_utf8_lossy(&run.stdout);
         assert!(run.status.success(), "pgbench: {out}\n{}", stderr(&run));
         assert!(out.contains("number of failed transactions: 0"), "{out}");
