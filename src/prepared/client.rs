@@ -72,6 +72,13 @@ impl ClientStatements {
         self.bytes = 0;
     }
 
+    /// Removes every name, handing the entries back (to restore them if the command that
+    /// dropped them fails).
+    pub(crate) fn take_all(&mut self) -> Vec<(String, Arc<Statement>)> {
+        self.bytes = 0;
+        self.by_name.drain().collect()
+    }
+
     #[allow(
         dead_code,
         reason = "read by the admin console and metrics (issues 5 and 6)"

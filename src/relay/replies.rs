@@ -6,10 +6,12 @@
 //! backend skips to Sync). Pure bookkeeping: the relay feeds it and applies its verdicts.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::net::pump::Verdict;
+use crate::prepared::Statement;
 use crate::protocol::extended::write_error_renamed;
 
 /// How the replies to one request end.
@@ -40,16 +42,21 @@ pub(crate) enum Disposition {
         from: String,
         to: String,
     },
+    /// Replies to a group pgsluice sent on its own (ending in its own Sync): the client sees
+    /// nothing of it, errors included.
+    Hide,
 }
 
 /// Bookkeeping to take back when Postgres did not do what a message asked (it failed, or
 /// was skipped after an earlier error): that statement is not prepared after all.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Undo {
     /// The statement id the server does not have.
     pub(crate) server: Option<u64>,
     /// The client statement name (and the id it must still map to) that does not exist.
     pub(crate) client: Option<(String, u64)>,
+    /// Client names a Close, DEALLOCATE or DISCARD ALL removed: they still exist.
+    pub(crate) restore: Vec<(String, Arc<Statement>)>,
     /// Set for a Bind that failed: the statement may be stale after DDL ("cached plan must not
     /// change result type"), so no new Parse may share it. Not handed back when merely skipped.
     pub(crate) retire: bool,
@@ -61,6 +68,8 @@ enum Entry {
         kind: Kind,
         disposition: Disposition,
         undo: Option<Undo>,
+        /// An ErrorResponse came in this group (a simple Query that failed).
+        failed: bool,
     },
     Synthesize(Bytes, Option<Undo>),
 }
@@ -100,6 +109,7 @@ impl ReplyPlan {
             kind,
             disposition,
             undo,
+            failed: false,
         });
     }
 
@@ -159,7 +169,7 @@ impl ReplyPlan {
         };
         let shown = match (&disposition, tag, body) {
             (Disposition::Swallow, b'E', _) | (Disposition::Forward, _, _) => true,
-            (Disposition::Swallow, _, _) => false,
+            (Disposition::Swallow | Disposition::Hide, _, _) => false,
             (Disposition::Rename { from, to }, b'E' | b'N', Some(b)) => {
                 let before = out.len();
                 if write_error_renamed(&mut out, tag, b, from, to).is_err() {
@@ -170,14 +180,19 @@ impl ReplyPlan {
             }
             (Disposition::Rename { .. }, _, _) => true,
         };
+        if tag == b'E' {
+            if let Some(Entry::Reply { failed, .. }) = self.entries.front_mut() {
+                *failed = true;
+            }
+        }
         if completes {
             if let Some(Entry::Reply {
-                undo: Some(undo), ..
+                undo: Some(undo),
+                failed: true,
+                ..
             }) = self.entries.pop_front()
             {
-                if tag == b'E' {
-                    self.undone.push(undo);
-                }
+                self.undone.push(undo);
             }
             if tag == b'E' && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute) {
                 self.skip_to_sync();
@@ -286,6 +301,7 @@ mod tests {
                 retire: false,
                 server: Some(id),
                 client: Some(("s".into(), id)),
+                restore: Vec::new(),
             })
         };
         plan.expect_or_undo(Kind::One, Disposition::Forward, undo(1));

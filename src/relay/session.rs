@@ -123,8 +123,13 @@ pub(crate) async fn relay(
                 return Verdict::StopBefore;
             }
             let verdict = match prepared.as_mut() {
-                Some(p) => match p.frontend(server_statements, plan, tag, body) {
-                    Ok(v) => v,
+                Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
+                    Ok((v, injected_syncs)) => {
+                        for _ in 0..injected_syncs {
+                            tracker.frontend(b'S');
+                        }
+                        v
+                    }
                     Err(e) => {
                         limit = Some(e);
                         return Verdict::StopBefore;

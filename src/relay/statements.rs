@@ -17,6 +17,7 @@ use crate::protocol::extended::{
     bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
     write_bind_renamed, write_close, write_describe, write_parse, write_query, SessionCommand,
 };
+use crate::protocol::tracker::Tracker;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
 /// Postgres answers "does not exist" exactly as it would have (renamed back for the client).
@@ -44,16 +45,20 @@ impl Prepared<'_> {
         plan: &mut ReplyPlan,
         tag: u8,
         body: Option<&[u8]>,
-    ) -> Result<Verdict, LimitError> {
+        tracker: &Tracker,
+    ) -> Result<(Verdict, u32), LimitError> {
         let Some(body) = body else {
             expect_plain(plan, tag);
-            return Ok(Verdict::Forward);
+            return Ok((Verdict::Forward, 0));
         };
         let mut cx = Cx {
             me: self,
             server,
             plan,
             out: BytesMut::new(),
+            aborted: tracker.tx_status == b'E',
+            mid_batch: tracker.unsynced,
+            injected_syncs: 0,
         };
         let outcome = match tag {
             b'P' => cx.parse(body)?,
@@ -63,14 +68,16 @@ impl Prepared<'_> {
             b'Q' => cx.query(body),
             _ => Outcome::Untouched,
         };
-        Ok(match outcome {
+        let syncs = cx.injected_syncs;
+        let verdict = match outcome {
             Outcome::Rewritten => Verdict::Replace(cx.out.freeze()),
             Outcome::Planned => Verdict::Forward,
             Outcome::Untouched => {
                 expect_plain(cx.plan, tag);
                 Verdict::Forward
             }
-        })
+        };
+        Ok((verdict, syncs))
     }
 }
 
@@ -104,6 +111,13 @@ struct Cx<'p, 'a> {
     server: &'p mut ServerStatements,
     plan: &'p mut ReplyPlan,
     out: BytesMut,
+    /// The last ReadyForQuery said the transaction failed: Postgres refuses Parse (25P02),
+    /// so pgsluice must not answer one itself.
+    aborted: bool,
+    /// Extended-protocol messages are waiting for the client's Sync: no Sync of ours may go in.
+    mid_batch: bool,
+    /// Syncs pgsluice added, each owed a ReadyForQuery the tracker must count.
+    injected_syncs: u32,
 }
 
 impl Cx<'_, '_> {
@@ -111,6 +125,12 @@ impl Cx<'_, '_> {
         let Ok(p) = parse_body(body) else {
             return Ok(Outcome::Untouched);
         };
+        if drops_all_statements(p.query) {
+            // DEALLOCATE ALL / DISCARD ALL through the extended protocol (drivers send their
+            // SQL that way): Postgres will drop every statement of the session.
+            self.me.client.clear();
+            self.server.clear();
+        }
         if p.name.is_empty() {
             return Ok(Outcome::Untouched);
         }
@@ -134,14 +154,13 @@ impl Cx<'_, '_> {
             .intern(self.me.search_path, p.query, &p.param_types);
         self.me.client.insert(p.name, st.clone())?;
         let undo_client = Some((p.name.to_string(), st.id));
-        if self.server.contains(st.id) {
+        if self.server.contains(st.id) && !self.aborted {
             self.server.touch(st.id);
             let mut done = BytesMut::new();
             parse_complete(&mut done);
             let undo = Undo {
-                retire: false,
-                server: None,
                 client: undo_client,
+                ..Undo::default()
             };
             self.plan.synthesize(done.freeze(), Some(undo));
             return Ok(Outcome::Rewritten);
@@ -163,8 +182,8 @@ impl Cx<'_, '_> {
         write_bind_renamed(&mut self.out, body, &target, &name);
         let undo = st.map(|st| Undo {
             server: Some(st.id),
-            client: None,
             retire: true,
+            ..Undo::default()
         });
         self.plan.expect_or_undo(Kind::One, disposition, undo);
         Outcome::Rewritten
@@ -191,10 +210,14 @@ impl Cx<'_, '_> {
         match describe_or_close(body) {
             Ok((b'S', name)) if !name.is_empty() => {
                 // The server statement may serve other clients: only this client's name goes.
-                self.me.client.remove(name);
+                // If an earlier error makes Postgres skip this Close, the name stays.
+                let undo = self.me.client.remove(name).map(|st| Undo {
+                    restore: vec![(name.to_string(), st)],
+                    ..Undo::default()
+                });
                 let mut done = BytesMut::new();
                 close_complete(&mut done);
-                self.plan.synthesize(done.freeze(), None);
+                self.plan.synthesize(done.freeze(), undo);
                 Outcome::Rewritten
             }
             _ => Outcome::Untouched,
@@ -204,22 +227,42 @@ impl Cx<'_, '_> {
     fn query(&mut self, body: &[u8]) -> Outcome {
         match session_command(body) {
             Some(SessionCommand::DeallocateAll | SessionCommand::DiscardAll) => {
-                // Postgres drops every statement of the session, ours included.
-                self.me.client.clear();
+                // Postgres drops every statement of the session, ours included; if it
+                // refuses (aborted transaction, DISCARD ALL in a block) the names stay.
+                let undo = Undo {
+                    restore: self.me.client.take_all(),
+                    ..Undo::default()
+                };
                 self.server.clear();
-                Outcome::Untouched
+                self.plan
+                    .expect_or_undo(Kind::UntilReady, Disposition::Forward, Some(undo));
+                Outcome::Planned
             }
             Some(SessionCommand::Deallocate(name)) => {
-                let (server_name, disposition) = match self.me.client.remove(&name) {
+                let (server_name, disposition, undo) = match self.me.client.remove(&name) {
                     Some(st) => {
-                        self.ensure_prepared(&st);
+                        // In a failed transaction the DEALLOCATE fails (25P02) whatever the
+                        // server holds; an injected Parse would fail first and make Postgres
+                        // skip the Query, so no ReadyForQuery would ever come.
+                        if !self.aborted {
+                            self.ensure_prepared_alone(&st);
+                        }
                         self.server.remove(st.id);
-                        (st.server_name.clone(), rename(&st.server_name, &name))
+                        let undo = Undo {
+                            restore: vec![(name.to_string(), st.clone())],
+                            ..Undo::default()
+                        };
+                        (
+                            st.server_name.clone(),
+                            rename(&st.server_name, &name),
+                            Some(undo),
+                        )
                     }
-                    None => (MISSING.to_string(), rename(MISSING, &name)),
+                    None => (MISSING.to_string(), rename(MISSING, &name), None),
                 };
                 write_query(&mut self.out, &format!("DEALLOCATE {server_name}"));
-                self.plan.expect(Kind::UntilReady, disposition);
+                self.plan
+                    .expect_or_undo(Kind::UntilReady, disposition, undo);
                 Outcome::Rewritten
             }
             None => Outcome::Untouched,
@@ -235,6 +278,39 @@ impl Cx<'_, '_> {
             }
             None => (MISSING.to_string(), rename(MISSING, client_name)),
         }
+    }
+
+    /// Like `ensure_prepared`, for a simple Query that needs the statement: a Parse that
+    /// failed would make Postgres skip the Query and never send its ReadyForQuery, so the
+    /// preparation goes in its own hidden group, closed by a Sync of pgsluice's.
+    fn ensure_prepared_alone(&mut self, st: &Statement) {
+        if self.server.contains(st.id) {
+            self.server.touch(st.id);
+            return;
+        }
+        if self.mid_batch {
+            // No Sync may go in the middle of the client's batch; Postgres will answer the
+            // DEALLOCATE with "does not exist" about the client's name.
+            return;
+        }
+        for evicted in self.server.insert(st) {
+            write_close(&mut self.out, b'S', &evicted);
+            self.plan.expect(Kind::One, Disposition::Hide);
+            Counters::add(&self.me.counters.evictions, 1);
+        }
+        write_close(&mut self.out, b'S', &st.server_name);
+        self.plan.expect(Kind::One, Disposition::Hide);
+        self.out.extend_from_slice(&st.parse_message);
+        let undo = Undo {
+            server: Some(st.id),
+            ..Undo::default()
+        };
+        self.plan
+            .expect_or_undo(Kind::One, Disposition::Hide, Some(undo));
+        write_sync(&mut self.out);
+        self.plan.expect(Kind::Sync, Disposition::Hide);
+        self.injected_syncs += 1;
+        Counters::add(&self.me.counters.server_parses, 1);
     }
 
     fn ensure_prepared(&mut self, st: &Statement) {
@@ -257,13 +333,17 @@ impl Cx<'_, '_> {
         self.plan.expect(Kind::One, Disposition::Swallow);
         self.out.extend_from_slice(&st.parse_message);
         let undo = Undo {
-            retire: false,
             server: Some(st.id),
             client,
+            ..Undo::default()
         };
         self.plan.expect_or_undo(Kind::One, disposition, Some(undo));
         Counters::add(&self.me.counters.server_parses, 1);
     }
+}
+
+fn write_sync(out: &mut BytesMut) {
+    postgres_protocol::message::frontend::sync(out);
 }
 
 fn rename(from: &str, to: &str) -> Disposition {
@@ -293,5 +373,20 @@ pub(crate) fn apply_undo(
                 client.remove(&name);
             }
         }
+        for (name, st) in u.restore {
+            // It held these before, so only names added since could make this fail.
+            let _ = client.insert(&name, st);
+        }
     }
+}
+
+/// DEALLOCATE ALL or DISCARD ALL as the text of a Parse.
+fn drops_all_statements(query: &str) -> bool {
+    let mut body = Vec::with_capacity(query.len() + 1);
+    body.extend_from_slice(query.as_bytes());
+    body.push(0);
+    matches!(
+        session_command(&body),
+        Some(SessionCommand::DeallocateAll | SessionCommand::DiscardAll)
+    )
 }
