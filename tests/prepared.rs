@@ -137,3 +137,22 @@ fn pgbench_prepared_with_more_clients_than_servers() {
     );
     assert!(p.pgbench_select_only(&db, 30, 3, &["-M", "prepared"]) > 0);
 }
+
+#[tokio::test]
+async fn sql_prepare_in_transaction_mode_fails_clearly_on_another_server() {
+    // Documented in the README: SQL-level PREPARE is session state and is not mapped.
+    let p = tx_pooler("default_pool_size = 2");
+    let a = login(&p).await;
+    let b = login(&p).await;
+    a.batch_execute("prepare q as select 1").await.unwrap();
+    // B takes the server A just used; A's EXECUTE must go to the other one.
+    b.batch_execute("begin").await.unwrap();
+    let err = a.batch_execute("execute q").await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("26000"), "{err:?}");
+    assert!(err
+        .as_db_error()
+        .unwrap()
+        .message()
+        .contains("\"q\" does not exist"));
+    b.batch_execute("commit").await.unwrap();
+}
