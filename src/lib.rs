@@ -9,6 +9,7 @@
 //! benches drive directly; everything else is internal.
 #![forbid(unsafe_code)]
 
+pub(crate) mod admin;
 pub mod app;
 pub mod auth;
 pub(crate) mod client;

@@ -7,8 +7,41 @@
 
 use bytes::{BufMut, BytesMut};
 
-/// Type OID of `text` (pg_type.dat), the type of every admin console column.
-const TEXT_OID: u32 = 25;
+/// The column types pgsluice declares in a RowDescription, with their pg_type.dat OIDs and
+/// lengths. The admin console mirrors PgBouncer's choice per column, so typed clients
+/// (psycopg, pgx) decode numbers as numbers; every value is still sent in text format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// `text`, OID 25, variable length.
+    Text,
+    /// `int4`, OID 23, 4 bytes.
+    Int4,
+    /// `int8`, OID 20, 8 bytes.
+    Int8,
+    /// `numeric`, OID 1700, variable length: PgBouncer's type for 64-bit unsigned counters.
+    Numeric,
+}
+
+impl ColumnType {
+    /// The type's OID in pg_type.
+    pub fn oid(self) -> u32 {
+        match self {
+            ColumnType::Text => 25,
+            ColumnType::Int4 => 23,
+            ColumnType::Int8 => 20,
+            ColumnType::Numeric => 1700,
+        }
+    }
+
+    /// pg_type.typlen: the fixed size in bytes, or -1 for variable-length types.
+    pub fn typlen(self) -> i16 {
+        match self {
+            ColumnType::Int4 => 4,
+            ColumnType::Int8 => 8,
+            ColumnType::Text | ColumnType::Numeric => -1,
+        }
+    }
+}
 
 /// ErrorResponse severities pgsluice uses: ERROR keeps the session, FATAL ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +86,25 @@ pub fn error_response(
 
 /// NoticeResponse ('N') with severity NOTICE.
 pub fn notice_response(buf: &mut BytesMut, sqlstate: &str, message: &str) {
+    notice_response_with_detail(buf, sqlstate, message, None);
+}
+
+/// NoticeResponse ('N') with severity NOTICE and an optional `D` (detail) field, which psql
+/// prints on its own `DETAIL:` line (the admin console's SHOW HELP uses it).
+pub fn notice_response_with_detail(
+    buf: &mut BytesMut,
+    sqlstate: &str,
+    message: &str,
+    detail: Option<&str>,
+) {
     write_message(buf, b'N', |buf| {
         put_field(buf, b'S', "NOTICE");
         put_field(buf, b'V', "NOTICE");
         put_field(buf, b'C', sqlstate);
         put_field(buf, b'M', message);
+        if let Some(detail) = detail {
+            put_field(buf, b'D', detail);
+        }
         buf.put_u8(0);
     });
 }
@@ -157,15 +204,34 @@ pub fn row_description(buf: &mut BytesMut, columns: &[&str]) {
     write_message(buf, b'T', |buf| {
         buf.put_i16(count_i16(columns.len()));
         for name in columns {
-            put_cstr(buf, name);
-            buf.put_u32(0);
-            buf.put_i16(0);
-            buf.put_u32(TEXT_OID);
-            buf.put_i16(-1);
-            buf.put_i32(-1);
-            buf.put_i16(0);
+            put_column(buf, name, ColumnType::Text);
         }
     });
+}
+
+/// RowDescription ('T') with a declared type per column; otherwise as [`row_description`]
+/// (no table, no type modifier, text format).
+///
+/// Panics when given more than 32767 columns (Int16 count); columns come from our own code.
+pub fn row_description_typed(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
+    write_message(buf, b'T', |buf| {
+        buf.put_i16(count_i16(columns.len()));
+        for (name, kind) in columns {
+            put_column(buf, name, *kind);
+        }
+    });
+}
+
+/// One RowDescription field: name, table OID, attribute number, type OID, type length, type
+/// modifier, format code ("Message Formats", RowDescription).
+fn put_column(buf: &mut BytesMut, name: &str, kind: ColumnType) {
+    put_cstr(buf, name);
+    buf.put_u32(0);
+    buf.put_i16(0);
+    buf.put_u32(kind.oid());
+    buf.put_i16(kind.typlen());
+    buf.put_i32(-1);
+    buf.put_i16(0);
 }
 
 /// DataRow ('D'): each value as Int32 length then its bytes, or length -1 for NULL.
@@ -407,6 +473,30 @@ mod tests {
             }
             _ => panic!("not DataRow"),
         }
+    }
+
+    #[test]
+    fn typed_row_description_and_detailed_notice() {
+        let typed = bytes_of(|b| row_description_typed(b, &[("db", ColumnType::Text)]));
+        assert_eq!(typed, bytes_of(|b| row_description(b, &["db"])));
+        let rd = bytes_of(|b| {
+            row_description_typed(b, &[("n", ColumnType::Int4), ("m", ColumnType::Numeric)])
+        });
+        match parse_one(&rd) {
+            Message::RowDescription(body) => {
+                use fallible_iterator::FallibleIterator;
+                let fields: Vec<_> = body.fields().collect().unwrap();
+                assert_eq!(fields[0].name(), "n");
+                assert_eq!((fields[0].type_oid(), fields[0].type_size()), (23, 4));
+                assert_eq!((fields[1].type_oid(), fields[1].type_size()), (1700, -1));
+                assert_eq!(fields[1].format(), 0);
+            }
+            _ => panic!("not RowDescription"),
+        }
+        let notice = bytes_of(|b| notice_response_with_detail(b, "00000", "usage", Some("x")));
+        assert!(matches!(parse_one(&notice), Message::NoticeResponse(_)));
+        assert!(notice.windows(3).any(|w| w == b"Dx\0"));
+        assert_eq!(ColumnType::Int8.oid(), 20);
     }
 
     #[test]
