@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
 
+use crate::admin;
 use crate::auth::{AuthError, Userlist};
 use crate::client;
 use crate::config::Config;
@@ -35,38 +36,57 @@ pub enum AppError {
 
 /// Loads the auth_file a config names (an empty list when it names none).
 pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
-    match &config.pooler.auth_file {
-        Some(path) => Userlist::load(path),
-        None => Userlist::parse(""),
-    }
+    crate::state::load_userlist(config)
 }
 
 /// Runs the pooler until shutdown completes.
-pub async fn run(config: Config) -> Result<(), AppError> {
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), AppError> {
     let userlist = load_userlist(&config)?;
-    let shared = Shared::new(config, userlist);
+    let shared = Shared::new(config, userlist, config_path);
     // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
     // signal arriving before its handler exists would kill the process (default action).
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
     let listeners = bind(&shared).await?;
     let mut accepting = JoinSet::new();
     for listener in listeners {
         accepting.spawn(accept_loop(shared.clone(), listener));
     }
     let maintenance = tokio::spawn(maintain_pools(shared.clone()));
-
+    let stats = tokio::spawn(keep_stats(shared.clone()));
+    let mut requested = shared.shutdown_state();
     let mode = loop {
         tokio::select! {
             _ = term.recv() => break Shutdown::Draining,
             _ = int.recv() => break Shutdown::Closing,
-            _ = hup.recv() => tracing::warn!("SIGHUP received: live reload is not implemented yet; restart to apply changes"),
+            _ = hup.recv() => match admin::reload(&shared, &Default::default()) {
+                Ok(_) => {}
+                Err(e) => tracing::error!("SIGHUP reload refused: {e}"),
+            },
+            _ = usr1.recv() => {
+                tracing::info!("SIGUSR1: pausing all databases");
+                shared.control.pause(None);
+            }
+            _ = usr2.recv() => {
+                tracing::info!("SIGUSR2: resuming all databases");
+                shared.control.resume(None);
+            }
+            // SHUTDOWN from the admin console.
+            Ok(()) = requested.changed() => {
+                let mode = *requested.borrow();
+                if mode != Shutdown::Running {
+                    break mode;
+                }
+            }
         }
     };
     tracing::info!(?mode, "shutdown requested: no longer accepting clients");
     shared.begin_shutdown(mode);
     maintenance.abort();
+    stats.abort();
     accepting.shutdown().await;
     remove_unix_socket(&shared);
     shared.pools.close_idle();
@@ -116,6 +136,32 @@ async fn maintain_pools(shared: Arc<Shared>) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Closes a stats_period every stats_period (SHOW STATS averages) and logs one line per
+/// database, as PgBouncer's periodic stats line.
+async fn keep_stats(shared: Arc<Shared>) {
+    loop {
+        let period = shared.config().pooler.stats_period.max(Duration::from_secs(1));
+        tokio::time::sleep(period).await;
+        let totals = shared.totals_by_database();
+        let mut averages = shared.averages.lock().expect("averages lock");
+        averages.tick(Instant::now(), &totals);
+        for db in totals.keys() {
+            let a = averages.get(db);
+            tracing::info!(
+                database = %db,
+                xacts_per_s = a.xact_count,
+                queries_per_s = a.query_count,
+                in_bytes_per_s = a.bytes_received,
+                out_bytes_per_s = a.bytes_sent,
+                xact_us = a.xact_time_us,
+                query_us = a.query_time_us,
+                wait_us = a.wait_time_us,
+                "stats"
+            );
         }
     }
 }

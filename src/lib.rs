@@ -14,6 +14,7 @@ pub mod app;
 pub mod auth;
 pub(crate) mod client;
 pub mod config;
+pub(crate) mod live;
 pub(crate) mod net;
 pub(crate) mod pool;
 pub(crate) mod prepared;

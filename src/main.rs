@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         };
     }
     init_logging(&config, cli.verbose, cli.quiet);
-    match run(config) {
+    match run(config, path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -70,12 +70,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(pgsluice::app::run(config))?;
+    runtime.block_on(pgsluice::app::run(config, Some(path)))?;
     // Client tasks still running after shutdown_timeout are dropped with the runtime.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())

@@ -3,12 +3,15 @@
 //! client tasks (and later the admin console and metrics). Reload swaps snapshots inside it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
 
 use crate::auth::Userlist;
 use crate::config::Config;
+use crate::live::{ConnTable, PeriodAverages, TrafficTotals};
 use crate::pool::PoolRegistry;
 use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
@@ -28,6 +31,16 @@ pub(crate) struct Shared {
     userlist: RwLock<Arc<Userlist>>,
     pub(crate) pools: PoolRegistry,
     pub(crate) cancels: CancelRegistry,
+    /// Every connected client, for SHOW CLIENTS, KILL and KILL_CLIENT.
+    pub(crate) client_table: Arc<ConnTable>,
+    /// PAUSE / DISABLE state steered from the console and signals.
+    pub(crate) control: Control,
+    /// Where the configuration was loaded from, for RELOAD and SIGHUP.
+    pub(crate) config_path: Option<PathBuf>,
+    /// SHOW STATS averages over the last stats_period, refreshed by the stats task.
+    pub(crate) averages: Mutex<PeriodAverages>,
+    /// Settings changed with the console's SET, re-applied over pooler.toml on every reload.
+    overrides: Mutex<std::collections::BTreeMap<String, toml::Value>>,
     /// Named prepared statements of all clients, interned pooler-wide.
     pub(crate) statements: Registry,
     pub(crate) statement_counters: Counters,
@@ -40,12 +53,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, userlist: Userlist) -> Arc<Shared> {
+    pub(crate) fn new(config: Config, userlist: Userlist, config_path: Option<PathBuf>) -> Arc<Shared> {
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
             pools: PoolRegistry::default(),
             cancels: CancelRegistry::default(),
+            client_table: Arc::default(),
+            control: Control::default(),
+            config_path,
+            overrides: Mutex::default(),
+            averages: Mutex::default(),
             statements: Registry::new(),
             statement_counters: Counters::default(),
             clients: AtomicUsize::new(0),
@@ -53,6 +71,32 @@ impl Shared {
             mock_key: rand::random(),
             shutdown: watch::channel(Shutdown::Running).0,
         })
+    }
+
+    pub(crate) fn set_overrides(&self) -> std::collections::BTreeMap<String, toml::Value> {
+        self.overrides.lock().expect("overrides lock").clone()
+    }
+
+    pub(crate) fn remember_override(&self, key: &str, value: toml::Value) {
+        self.overrides
+            .lock()
+            .expect("overrides lock")
+            .insert(key.to_string(), value);
+    }
+
+    /// Traffic totals per database, summed over its pools.
+    pub(crate) fn totals_by_database(&self) -> std::collections::HashMap<String, TrafficTotals> {
+        let mut by_db = std::collections::HashMap::<String, TrafficTotals>::new();
+        for pool in self.pools.all() {
+            *by_db.entry(pool.key.database.clone()).or_default() += pool.stats.totals();
+        }
+        by_db
+    }
+
+    /// Swaps in a reloaded configuration and auth_file.
+    pub(crate) fn replace_config(&self, config: Config, userlist: Userlist) {
+        *self.config.write().expect("config lock") = Arc::new(config);
+        *self.userlist.write().expect("userlist lock") = Arc::new(userlist);
     }
 
     pub(crate) fn config(&self) -> Arc<Config> {
@@ -87,5 +131,89 @@ impl Shared {
 
     pub(crate) fn is_shutting_down(&self) -> bool {
         *self.shutdown.borrow() != Shutdown::Running
+    }
+}
+
+/// PAUSE and DISABLE, globally or per database (PgBouncer's console semantics).
+#[derive(Default)]
+pub(crate) struct Control {
+    state: Mutex<ControlState>,
+    resumed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct ControlState {
+    paused_all: bool,
+    paused: HashSet<String>,
+    disabled: HashSet<String>,
+}
+
+impl Control {
+    pub(crate) fn pause(&self, db: Option<&str>) {
+        let mut s = self.state.lock().expect("control lock");
+        match db {
+            Some(db) => {
+                s.paused.insert(db.to_string());
+            }
+            None => s.paused_all = true,
+        }
+    }
+
+    pub(crate) fn resume(&self, db: Option<&str>) {
+        {
+            let mut s = self.state.lock().expect("control lock");
+            match db {
+                Some(db) => {
+                    s.paused.remove(db);
+                }
+                None => {
+                    s.paused_all = false;
+                    s.paused.clear();
+                }
+            }
+        }
+        self.resumed.notify_waiters();
+    }
+
+    pub(crate) fn is_paused(&self, db: &str) -> bool {
+        let s = self.state.lock().expect("control lock");
+        s.paused_all || s.paused.contains(db)
+    }
+
+    pub(crate) fn any_paused(&self) -> bool {
+        let s = self.state.lock().expect("control lock");
+        s.paused_all || !s.paused.is_empty()
+    }
+
+    /// Returns once `db` is not paused (at once if it is not).
+    pub(crate) async fn wait_resumed(&self, db: &str) {
+        loop {
+            let notified = self.resumed.notified();
+            if !self.is_paused(db) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn set_disabled(&self, db: &str, disabled: bool) {
+        let mut s = self.state.lock().expect("control lock");
+        if disabled {
+            s.disabled.insert(db.to_string());
+        } else {
+            s.disabled.remove(db);
+        }
+    }
+
+    pub(crate) fn is_disabled(&self, db: &str) -> bool {
+        self.state.lock().expect("control lock").disabled.contains(db)
+    }
+}
+
+/// Loads the auth_file a configuration names (an empty list when it names none).
+pub(crate) fn load_userlist(config: &Config) -> Result<Userlist, crate::auth::AuthError> {
+    match &config.pooler.auth_file {
+        Some(path) => Userlist::load(path),
+        None => Userlist::parse(""),
     }
 }

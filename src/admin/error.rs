@@ -37,10 +37,6 @@ pub(crate) enum AdminError {
     /// KILL_CLIENT named an id that SHOW CLIENTS does not list.
     #[error("no client with id {0}; see the id column of SHOW CLIENTS")]
     NoSuchClient(u64),
-    /// The command is valid but the pooler's state forbids it now ("already paused",
-    /// "database x is not paused", "cannot pause the admin console").
-    #[error("{0}")]
-    Refused(String),
     /// SET with a value the setting does not accept.
     #[error("SET {key} failed: {reason}")]
     SetFailed { key: String, reason: String },
@@ -65,7 +61,6 @@ impl AdminError {
             AdminError::SimpleQueryOnly => "08P01", // protocol_violation
             AdminError::NoSuchDatabase(_) => "3D000", // invalid_catalog_name
             AdminError::NoSuchClient(_) => "42704", // undefined_object
-            AdminError::Refused(_) => "55000",      // object_not_in_prerequisite_state
             AdminError::SetFailed { .. } => "22023", // invalid_parameter_value
             AdminError::NeedsRestart { .. } => "55P02", // cant_change_runtime_param
             AdminError::ReloadFailed(_) => "F0000", // config_file_error, as PgBouncer

@@ -2,11 +2,13 @@
 //! [`Snapshot`] of pools, clients, servers and stats as the exact result sets PgBouncer's
 //! console sends (same command names, column names, column order and column types), so
 //! pgbouncer_exporter, monitoring integrations and DBA runbooks keep working.
-//! Called by the console session loop, which checks access, executes control commands and
-//! fills snapshots from live state; nothing here touches sockets or shared state.
-#![allow(dead_code)] // wired by the console session
+//! `session` runs the console over a client's socket, `gather` fills snapshots from live
+//! state, `control` executes PAUSE/KILL/RELOAD/...; the other modules are sans-io.
 
 pub(crate) mod command;
+mod control;
+mod gather;
+pub(crate) mod session;
 pub(crate) mod error;
 pub(crate) mod render;
 mod render_conns;
@@ -18,15 +20,6 @@ mod tokens;
 #[cfg(test)]
 mod test_support;
 
-// What the console session imports. `dead_code` does not cover re-exports, hence these
-// `allow`s, to be removed with it once the session is wired.
-#[allow(unused_imports)]
-pub(crate) use command::{parse, Command, ShowWhat, ShutdownMode};
-#[allow(unused_imports)]
+pub(crate) use control::reload;
 pub(crate) use error::AdminError;
-#[allow(unused_imports)]
-pub(crate) use render::{help_text, set_ignored, show};
-#[allow(unused_imports)]
-pub(crate) use snapshot::{
-    pause_state, ConfigRow, ConnRow, DatabaseRow, PoolRow, Snapshot, StatsRow, UserRow, LIST_NAMES,
-};
+pub(crate) use session::{serve, Role};

@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::ClientError;
 use crate::config::ClientTimeouts;
+use crate::live::{ConnInfo, ConnState, TrafficStats};
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{Lease, Pool};
@@ -38,6 +39,8 @@ pub(crate) struct Attached<'a> {
     /// This client's named prepared statements, when pgsluice maps them (transaction and
     /// statement pooling); None passes names through (session pooling).
     pub(crate) statements: Option<ClientStatements>,
+    /// Its record in SHOW CLIENTS.
+    pub(crate) info: Arc<ConnInfo>,
 }
 
 /// Why relaying for this client stopped.
@@ -48,9 +51,76 @@ pub(super) enum Event {
     TransactionTimeout(Duration),
     QueryTimeout(Duration),
     ClientIdleTimeout(Duration),
+    /// KILL or KILL_CLIENT from the console.
+    Killed,
 }
 
 impl Attached<'_> {
+    /// Checks out a server: held while the database is PAUSEd, given up at once if the client
+    /// goes away or is killed while it waits (so its place in the queue is not kept for
+    /// nobody). The wait counts in SHOW STATS.
+    pub(super) async fn checkout(&mut self) -> Result<Lease, ClientError> {
+        self.info.set_state(ConnState::Waiting);
+        let started = Instant::now();
+        let pool = self.pool.clone();
+        let db = pool.key.database.clone();
+        while self.shared.control.is_paused(&db) {
+            tokio::select! {
+                () = self.shared.control.wait_resumed(&db) => {}
+                more = self.pump.read_while_waiting(self.stream) => if !matches!(more, Ok(true)) {
+                    return Err(ClientError::Gone);
+                },
+                () = self.info.killed() => return Err(ClientError::Killed),
+            }
+        }
+        let checkout = pool.checkout();
+        tokio::pin!(checkout);
+        let lease = loop {
+            tokio::select! {
+                lease = &mut checkout => break lease?,
+                more = self.pump.read_while_waiting(self.stream) => match more {
+                    Ok(true) => continue,
+                    _ => return Err(ClientError::Gone),
+                },
+                () = self.info.killed() => return Err(ClientError::Killed),
+            }
+        };
+        let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        TrafficStats::add(&pool.stats.wait_time_us, waited);
+        self.info.set_state(ConnState::Active);
+        Ok(lease)
+    }
+
+    /// Records the client-server link both ways (SHOW CLIENTS / SHOW SERVERS).
+    pub(super) fn link(&self, server: &ServerConn) {
+        self.info.set_link(Some(server.id));
+        if let Some(reg) = &server.registration {
+            reg.info().set_state(ConnState::Active);
+            reg.info().set_link(Some(self.client_id));
+        }
+    }
+
+    pub(super) fn unlink(&self, server: &ServerConn) {
+        self.info.set_link(None);
+        self.info.set_state(ConnState::Idle);
+        if let Some(reg) = &server.registration {
+            reg.info().set_state(ConnState::Idle);
+            reg.info().set_link(None);
+        }
+        if let Some(st) = &self.statements {
+            self.info
+                .prepared_statements
+                .store(st.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some((_, name)) = self
+            .params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
+        {
+            *self.info.application_name.lock().expect("info lock") = name.clone();
+        }
+    }
+
     /// Applies the startup parameters on the first server and greets the client with the
     /// resulting ParameterStatus values, its cancel key and ReadyForQuery.
     pub(super) async fn greet(&mut self, lease: &mut Lease) -> Result<(), ClientError> {
@@ -138,6 +208,7 @@ impl Attached<'_> {
             tokio::select! {
                 end = relay(&mut side, server, tracker, &mut activity, rules) => return Event::Relay(end),
                 Ok(()) = shutdown.changed(), if !closing => continue,
+                () = self.info.killed() => return Event::Killed,
                 () = sleep_until(deadline) => {
                     if let Some(event) = expired(t, tracker, &activity, rules.stop_at_idle) {
                         return event;
@@ -266,6 +337,7 @@ pub(super) async fn settle(
             message: format!("transaction_timeout ({limit:?}) exceeded; transaction rolled back"),
         }),
         Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
+        Event::Killed => Err(ClientError::Killed),
     };
     let clean = c.pump.is_clean();
     release(c.shared, lease, tracker, clean).await;

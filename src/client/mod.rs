@@ -16,7 +16,9 @@ use tokio::io::AsyncWriteExt;
 
 pub(crate) use attach::send_fatal;
 
+use crate::admin;
 use crate::config::PoolMode;
+use crate::live::{ConnState, Endpoints, Registration};
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
@@ -45,6 +47,10 @@ pub(crate) enum ClientError {
     LoginTimeout,
     #[error("pgsluice is shutting down")]
     ShuttingDown,
+    #[error("terminated by the administrator (KILL)")]
+    Killed,
+    #[error("database \"{0}\" is disabled (DISABLE); try again after ENABLE")]
+    Disabled(String),
     #[error("client_idle_timeout ({0:?}) exceeded; closing the idle connection")]
     IdleTimeout(std::time::Duration),
     #[error(transparent)]
@@ -69,6 +75,8 @@ impl ClientError {
             ClientError::NoDatabase(_) => "3D000",
             ClientError::ShuttingDown => "57P01",
             ClientError::IdleTimeout(_) => "57P05",
+            ClientError::Killed => "57P01",
+            ClientError::Disabled(_) => "57P03",
             ClientError::Pool(e) => e.sqlstate(),
             ClientError::Server(e) => e.sqlstate(),
             ClientError::ServerGone(_) => "08006",
@@ -138,8 +146,15 @@ async fn handle(
             .await
             .map_err(|_| ClientError::LoginTimeout)?
     };
-    let Some(logged_in) = login? else {
-        return Ok(());
+    let logged_in = match login? {
+        None => return Ok(()),
+        Some(Login::Console(role)) => {
+            let key = shared.cancels.issue(p.peer_id);
+            let result = admin::serve(shared, stream, buf, role, key).await;
+            shared.cancels.forget(key);
+            return result.map_err(ClientError::Io);
+        }
+        Some(Login::Pooled(logged_in)) => logged_in,
     };
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
@@ -152,6 +167,7 @@ async fn handle(
         cancel_key: logged_in.cancel_key,
         client_id: id,
         timeouts: config.timeouts_for(&logged_in.user),
+        info: logged_in.registration.info().clone(),
         statements: (logged_in.mode != PoolMode::Session && p.max_prepared_statements > 0).then(
             || {
                 ClientStatements::new(
@@ -170,7 +186,36 @@ async fn handle(
     result
 }
 
+/// Names that reach the admin console rather than a pool (PgBouncer answers on "pgbouncer").
+const CONSOLE_DATABASES: [&str; 2] = ["pgsluice", "pgbouncer"];
+
+/// Where a logged-in client goes.
+enum Login {
+    Pooled(LoggedIn),
+    Console(admin::Role),
+}
+
+/// admin_users may do everything, stats_users only SHOW; anyone else is refused after
+/// authenticating like any client.
+fn console_role(p: &crate::config::PoolerSettings, user: &str) -> Result<admin::Role, ClientError> {
+    if p.admin_users.iter().any(|u| u == user) {
+        Ok(admin::Role::Admin)
+    } else if p.stats_users.iter().any(|u| u == user) {
+        Ok(admin::Role::Stats)
+    } else {
+        let denied = admin::AdminError::AccessDenied {
+            user: user.to_string(),
+        };
+        Err(ClientError::Rejected {
+            code: denied.sqlstate().into(),
+            message: denied.to_string(),
+        })
+    }
+}
+
 struct LoggedIn {
+    /// Keeps the client in SHOW CLIENTS while it lives.
+    registration: Registration,
     pool: Arc<crate::pool::Pool>,
     user: String,
     /// Counts this client against max_db/user_client_connections while it lives.
@@ -188,7 +233,7 @@ async fn log_in(
     params: Vec<(String, String)>,
     peer: &str,
     id: u64,
-) -> Result<LoggedIn, ClientError> {
+) -> Result<Login, ClientError> {
     let config = shared.config();
     let p = &config.pooler;
     let user = user(&params).unwrap_or_default().to_string();
@@ -215,9 +260,15 @@ async fn log_in(
     .authenticate(p.auth_type, userlist.as_deref())
     .await?;
 
+    if CONSOLE_DATABASES.contains(&database.as_str()) {
+        return console_role(p, &user).map(Login::Console);
+    }
     let db = config
         .database(&database)
         .ok_or_else(|| ClientError::NoDatabase(database.clone()))?;
+    if shared.control.is_disabled(&database) {
+        return Err(ClientError::Disabled(database));
+    }
     let client_slot = shared.pools.admit_client(&config, &database, &user)?;
     let key = PoolKey::for_client(&config, &database, &user);
     let pool = shared.pools.get_or_create(&key, || {
@@ -236,14 +287,22 @@ async fn log_in(
     if p.log_connections {
         tracing::info!(client = id, %peer, %user, %database, "client logged in");
     }
-    Ok(LoggedIn {
+    let registration =
+        shared
+            .client_table
+            .register(id, &user, &database, endpoints(peer), ConnState::Idle);
+    if let Some((_, name)) = params.iter().find(|(k, _)| k == "application_name") {
+        *registration.info().application_name.lock().expect("info lock") = name.clone();
+    }
+    Ok(Login::Pooled(LoggedIn {
+        registration,
         pool,
         user: user.clone(),
         _client_slot: client_slot,
         mode: config.pool_mode_for(&database, &user),
         params: session_params,
         cancel_key: shared.cancels.issue(p.peer_id),
-    })
+    }))
 }
 
 /// The startup parameters to set on the server: all but the connection's identity, protocol
@@ -291,5 +350,20 @@ async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not forward cancel request (cancel_wait_timeout)");
+    }
+}
+
+/// The peer's address and port from its display form ("1.2.3.4:5", "[::1]:5", "unix").
+fn endpoints(peer: &str) -> Endpoints {
+    match peer.parse::<std::net::SocketAddr>() {
+        Ok(a) => Endpoints {
+            addr: a.ip().to_string(),
+            port: a.port(),
+            ..Endpoints::default()
+        },
+        Err(_) => Endpoints {
+            addr: peer.to_string(),
+            ..Endpoints::default()
+        },
     }
 }

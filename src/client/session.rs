@@ -8,18 +8,20 @@ use crate::protocol::tracker::Tracker;
 use crate::relay::Rules;
 
 pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
-    let mut lease = super::transaction::checkout_while_connected(&mut c).await?;
+    let mut lease = c.checkout().await?;
     if let Err(e) = c.greet(&mut lease).await {
         super::attach::release(c.shared, lease, Tracker::default(), true).await;
         return Err(e);
     }
     let server = lease.server();
     c.point_cancel(Some(server));
+    c.link(server);
     tracing::debug!(client = c.client_id, server = server.id, "server attached");
     let mut tracker = Tracker::default();
     let event = c
         .relay_until_event(server, &mut tracker, Rules::default())
         .await;
     c.point_cancel(None);
+    c.unlink(lease.server());
     settle(&mut c, lease, tracker, event).await
 }

@@ -23,7 +23,7 @@ use crate::state::{Shared, Shutdown};
 
 pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(), ClientError> {
     // The login needs one server for the ParameterStatus values it reports; then it goes back.
-    let mut lease = checkout_while_connected(&mut c).await?;
+    let mut lease = c.checkout().await?;
     let greeted = c.greet(&mut lease).await;
     let pool = lease.pool().clone();
     pool.checkin(lease);
@@ -40,7 +40,7 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
         if !wait_for_request(&mut c, &mut shutdown).await? {
             return Ok(());
         }
-        let mut lease = match checkout_while_connected(&mut c).await {
+        let mut lease = match c.checkout().await {
             Ok(lease) => lease,
             Err(ClientError::Pool(e @ PoolError::WaitTimeout { .. })) => {
                 refuse_request(&mut c, &e).await?;
@@ -76,6 +76,7 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
             .relay_until_event(lease.server(), &mut tracker, rules)
             .await;
         c.point_cancel(None);
+        c.unlink(lease.server());
         tracing::debug!(client = c.client_id, ?event, "server detached");
         match event {
             Event::Relay(RelayEnd::Idle) => {
@@ -112,23 +113,6 @@ async fn give_back(shared: &Shared, lease: Lease) {
     }
 }
 
-/// Checks out a server, giving up at once if the client goes away while it waits (so its
-/// place in the queue is not kept for nobody).
-pub(super) async fn checkout_while_connected(c: &mut Attached<'_>) -> Result<Lease, ClientError> {
-    let pool = c.pool.clone();
-    let checkout = pool.checkout();
-    tokio::pin!(checkout);
-    loop {
-        tokio::select! {
-            lease = &mut checkout => return Ok(lease?),
-            more = c.pump.read_while_waiting(c.stream) => match more {
-                Ok(true) => continue,
-                _ => return Err(ClientError::Gone),
-            },
-        }
-    }
-}
-
 /// Waits, with no server, for the client's next request. False when the client is done
 /// (Terminate or end of stream).
 async fn wait_for_request(
@@ -149,6 +133,7 @@ async fn wait_for_request(
                 _ => return Ok(false),
             },
             () = sleep_or_forever(idle) => return Err(ClientError::IdleTimeout(idle)),
+            () = c.info.killed() => return Err(ClientError::Killed),
             Ok(()) = shutdown.changed() => continue,
         }
     }

@@ -41,13 +41,31 @@ impl Address {
     }
 
     pub(crate) async fn connect(&self, keepalive: bool) -> io::Result<BoxStream> {
+        Ok(self.connect_with_local(keepalive).await?.0)
+    }
+
+    /// Connects and also says which local TCP address was used (SHOW SERVERS lists it, and it
+    /// is the client_port Postgres shows in pg_stat_activity).
+    pub(crate) async fn connect_with_local(
+        &self,
+        keepalive: bool,
+    ) -> io::Result<(BoxStream, Option<std::net::SocketAddr>)> {
         match self {
             Address::Tcp { host, port } => {
                 let stream = TcpStream::connect((host.as_str(), *port)).await?;
                 tune_tcp(&stream, keepalive)?;
-                Ok(Box::new(stream))
+                let local = stream.local_addr().ok();
+                Ok((Box::new(stream), local))
             }
-            Address::Unix { path } => Ok(Box::new(UnixStream::connect(path).await?)),
+            Address::Unix { path } => Ok((Box::new(UnixStream::connect(path).await?), None)),
+        }
+    }
+
+    /// Host and port for display (a Unix socket shows its path and no port).
+    pub(crate) fn host_port(&self) -> (String, u16) {
+        match self {
+            Address::Tcp { host, port } => (host.clone(), *port),
+            Address::Unix { path } => (path.display().to_string(), 0),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::live::{ConnState, Endpoints};
 use super::backoff::{is_transient, Backoff};
 use super::ledger::LoginFailure;
 use super::server_pool::refused;
@@ -82,6 +83,25 @@ impl Pool {
             }
         }
         tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, "server connection opened");
+        let (addr, port) = s.address.host_port();
+        let ends = Endpoints {
+            addr,
+            port,
+            local_addr: conn.local.map(|l| l.ip().to_string()).unwrap_or_default(),
+            local_port: conn.local.map_or(0, |l| l.port()),
+        };
+        let reg = self
+            .servers
+            .register(id, &s.server_user, &self.key.database, ends, ConnState::Idle);
+        reg.info()
+            .remote_pid
+            .store(u64::from(conn.backend_pid), std::sync::atomic::Ordering::Relaxed);
+        conn.stats = self.stats.clone();
+        conn.generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        reg.info()
+            .generation
+            .store(conn.generation, std::sync::atomic::Ordering::Relaxed);
+        conn.registration = Some(reg);
         Ok(conn)
     }
 

@@ -81,6 +81,7 @@ pub(crate) enum CloseReason {
     Surplus,
     Shutdown,
     Unexpected,
+    Reconnect,
 }
 
 impl CloseReason {
@@ -94,6 +95,7 @@ impl CloseReason {
             CloseReason::Surplus => "reserve server no longer needed",
             CloseReason::Shutdown => "shutting down",
             CloseReason::Unexpected => "sent something after its last ReadyForQuery",
+            CloseReason::Reconnect => "replaced (RECONNECT, or a reload changed its login)",
         }
     }
 }

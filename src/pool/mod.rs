@@ -31,6 +31,7 @@ pub(crate) use settings::PoolSettings;
 
 use crate::auth::Userlist;
 use crate::config::Config;
+use crate::live::ConnTable;
 use crate::server::ServerError;
 use clients::ClientCounts;
 use server_pool::SharedLedger;
@@ -112,6 +113,8 @@ pub(crate) struct PoolRegistry {
     ledger: SharedLedger,
     clients: Arc<Mutex<ClientCounts>>,
     next_server_id: Arc<AtomicU64>,
+    /// Every open server connection, for SHOW SERVERS.
+    pub(crate) servers: Arc<ConnTable>,
 }
 
 impl PoolRegistry {
@@ -138,6 +141,7 @@ impl PoolRegistry {
             settings,
             self.ledger.clone(),
             self.next_server_id.clone(),
+            self.servers.clone(),
         ));
         pools.by_key.insert(key.clone(), pool.clone());
         pools.by_id.push(pool.clone());

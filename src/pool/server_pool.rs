@@ -4,7 +4,7 @@
 //! under its lock, never held across `.await`; servers the ledger gives back to close are
 //! closed after unlocking.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 
 use super::health::{check_due, close_idle_server, looks_alive, passes_check};
 use super::ledger::{CloseReason, Closing, Counts, Grant, Ledger, LoginFailure, PoolId, Step};
+use crate::live::{ConnTable, TrafficStats};
 use super::{Lease, PoolError, PoolKey, PoolSettings};
 use crate::server::{Credential, ServerConn};
 
@@ -23,6 +24,12 @@ pub(crate) struct Pool {
     settings: Mutex<Arc<PoolSettings>>,
     ledger: SharedLedger,
     pub(super) next_server_id: Arc<AtomicU64>,
+    pub(super) servers: Arc<ConnTable>,
+    /// Traffic of this pool's clients (SHOW STATS).
+    pub(crate) stats: Arc<TrafficStats>,
+    /// Bumped by RECONNECT and by a reload that changes where or how servers log in: servers
+    /// of an older generation are closed instead of reused.
+    pub(crate) generation: AtomicU64,
 }
 
 impl Pool {
@@ -32,6 +39,7 @@ impl Pool {
         settings: PoolSettings,
         ledger: SharedLedger,
         ids: Arc<AtomicU64>,
+        servers: Arc<ConnTable>,
     ) -> Pool {
         Pool {
             key,
@@ -39,6 +47,9 @@ impl Pool {
             settings: Mutex::new(Arc::new(settings)),
             ledger,
             next_server_id: ids,
+            servers,
+            stats: Arc::default(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -59,17 +70,41 @@ impl Pool {
 
     /// Settings re-resolved from a new configuration; a credential learned at run time is
     /// kept when the configuration still offers none.
-    pub(crate) fn update_settings(&self, mut new: PoolSettings) {
-        {
+    pub(crate) fn update_settings(self: &Arc<Self>, mut new: PoolSettings) {
+        let moved = {
             let mut s = self.settings.lock().expect("pool settings lock");
             if matches!(new.credential, Credential::None) {
                 new.credential = s.credential.clone();
             }
+            let moved = s.address != new.address
+                || s.server_user != new.server_user
+                || s.server_database != new.server_database
+                || !s.credential.same_as(&new.credential);
             *s = Arc::new(new.clone());
+            moved
+        };
+        if moved {
+            // New address or login: servers are replaced as they are released.
+            self.reconnect();
         }
         let closing = self
             .ledger()
             .set_limits(self.id, new.limits(), Instant::now());
+        finish(closing);
+    }
+
+    /// Replaces every server: idle ones are closed now, the others when released.
+    pub(crate) fn reconnect(self: &Arc<Self>) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let now = Instant::now();
+        let mut ledger = self.ledger();
+        let idle = std::mem::take(&mut ledger.books[self.id].idle);
+        let mut closing = Vec::new();
+        for conn in idle {
+            closing.extend(ledger.free(self.id, now));
+            closing.push((conn, CloseReason::Reconnect));
+        }
+        drop(ledger);
         finish(closing);
     }
 
@@ -219,7 +254,8 @@ impl Pool {
         // Invariant 1: anything already read past the last ReadyForQuery (a notification, a
         // notice) belongs to the last client, never to the next one.
         let unexpected = !conn.inbound.is_empty();
-        if expired || unexpected {
+        let outdated = conn.generation < self.generation.load(Ordering::SeqCst);
+        if expired || unexpected || outdated {
             let closing = ledger.free(self.id, now);
             drop(ledger);
             let reason = if unexpected {

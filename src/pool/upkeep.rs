@@ -177,7 +177,7 @@ mod tests {
         let p = l.register("db", "app", limits);
         let up = l.upkeep(t0, |_| false);
         assert_eq!(up.open, [p, p], "max_db_connections caps the warm-up");
-        assert_eq!(l.upkeep(t0, |_| false).open, []);
+        assert!(l.upkeep(t0, |_| false).open.is_empty());
     }
 
     #[test]

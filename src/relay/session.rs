@@ -12,6 +12,7 @@ use std::time::Instant;
 use super::replies::{self, ReplyPlan};
 use super::statements::{self, Prepared};
 use crate::net::pump::{Paused, Pump, PumpError, Verdict};
+use crate::live::TrafficStats;
 use crate::net::BoxStream;
 use crate::prepared::LimitError;
 use crate::protocol::params::is_session_parameter;
@@ -56,6 +57,8 @@ pub(crate) struct Activity {
     pub(crate) busy_since: Option<Instant>,
     /// Since when Postgres has reported an open transaction.
     pub(crate) tx_since: Option<Instant>,
+    /// When the client's current transaction (autocommit statement or block) began.
+    pub(crate) xact_start: Option<Instant>,
 }
 
 impl Activity {
@@ -64,6 +67,7 @@ impl Activity {
             last_client: Instant::now(),
             busy_since: None,
             tx_since: None,
+            xact_start: None,
         }
     }
 }
@@ -106,6 +110,7 @@ pub(crate) async fn relay(
         inbound: server_pump,
         params: server_params,
         prepared: server_statements,
+        stats,
         ..
     } = server;
     type MustBuffer = fn(u8) -> bool;
@@ -117,6 +122,7 @@ pub(crate) async fn relay(
     let mut refused = false;
     let mut limit: Option<LimitError> = None;
     std::future::poll_fn(|cx| {
+        let (received_before, sent_before) = (client_pump.written(), server_pump.written());
         let mut saw_client = false;
         let mut frontend = |tag: u8, body: Option<&[u8]>| {
             if tag == b'X' {
@@ -153,6 +159,7 @@ pub(crate) async fn relay(
             if tracker.outstanding > 0 && activity.busy_since.is_none() {
                 activity.busy_since = Some(activity.last_client);
             }
+            activity.xact_start.get_or_insert(activity.last_client);
         }
         if prepared.is_some() && server_pump.is_clean() {
             // Replies pgsluice owes with nothing from Postgres ahead of them go out now.
@@ -204,6 +211,7 @@ pub(crate) async fn relay(
             }
             tracker.backend(tag, body);
             if tag == b'Z' {
+                record_ready(stats, activity, tracker.tx_status);
                 let open = tracker.tx_status != TX_IDLE;
                 if open && activity.tx_since.is_none() {
                     activity.tx_since = Some(Instant::now());
@@ -241,6 +249,8 @@ pub(crate) async fn relay(
         if tracker.outstanding == 0 {
             activity.busy_since = None;
         }
+        TrafficStats::add(&stats.bytes_received, client_pump.written() - received_before);
+        TrafficStats::add(&stats.bytes_sent, server_pump.written() - sent_before);
         match s2c {
             Poll::Ready(Ok(Paused::Stopped)) if refused => Poll::Ready(RelayEnd::TransactionBlock),
             Poll::Ready(Ok(Paused::Stopped)) => Poll::Ready(RelayEnd::Idle),
@@ -258,4 +268,24 @@ pub(crate) async fn relay(
         }
     })
     .await
+}
+
+/// Counts one ReadyForQuery: a query done, and when Postgres is idle again a transaction done
+/// (SHOW STATS: total_query_count, total_xact_count and their times).
+fn record_ready(stats: &TrafficStats, activity: &mut Activity, tx_status: u8) {
+    let now = Instant::now();
+    TrafficStats::add(&stats.query_count, 1);
+    if let Some(since) = activity.busy_since {
+        TrafficStats::add(&stats.query_time_us, micros(now - since));
+    }
+    if tx_status == TX_IDLE {
+        TrafficStats::add(&stats.xact_count, 1);
+        if let Some(start) = activity.xact_start.take() {
+            TrafficStats::add(&stats.xact_time_us, micros(now - start));
+        }
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }

@@ -4,6 +4,7 @@
 //! ParameterStatus and BackendKeyData until ReadyForQuery. Bounded by server_connect_timeout.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -28,6 +29,21 @@ pub(crate) enum Credential {
     Md5Secret(String),
     /// Keys recovered from a client's SCRAM login: enough for SCRAM servers with the same secret.
     ScramKeys(ScramKeys),
+}
+
+impl Credential {
+    /// Whether two credentials log in the same way (a reload that changes it replaces servers).
+    pub(crate) fn same_as(&self, other: &Credential) -> bool {
+        match (self, other) {
+            (Credential::None, Credential::None) => true,
+            (Credential::Password(a), Credential::Password(b))
+            | (Credential::Md5Secret(a), Credential::Md5Secret(b)) => a == b,
+            (Credential::ScramKeys(a), Credential::ScramKeys(b)) => {
+                a.client_key == b.client_key && a.server_key == b.server_key
+            }
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Credential {
@@ -63,9 +79,9 @@ pub(crate) async fn login(req: LoginRequest<'_>) -> Result<ServerConn, ServerErr
 }
 
 async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> {
-    let mut stream =
+    let (mut stream, local) =
         req.address
-            .connect(req.keepalive)
+            .connect_with_local(req.keepalive)
             .await
             .map_err(|source| ServerError::Connect {
                 address: req.address.to_string(),
@@ -148,6 +164,10 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         inbound,
         params,
         applied: BTreeMap::new(),
+        local,
+        registration: None,
+        generation: 0,
+        stats: Arc::default(),
         prepared: ServerStatements::new(req.max_prepared_statements),
         backend_pid: key.0,
         backend_secret: key.1,

@@ -17,6 +17,7 @@ pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
 
 use crate::net::pump::{Pump, PumpError};
+use crate::live::{Registration, TrafficStats};
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
 use crate::protocol::ProtocolError;
@@ -33,6 +34,14 @@ pub(crate) struct ServerConn {
     pub(crate) applied: BTreeMap<String, String>,
     /// Statements pgsluice prepared on this server under pooler-wide names.
     pub(crate) prepared: ServerStatements,
+    /// Local end of the TCP connection (None over a Unix socket).
+    pub(crate) local: Option<std::net::SocketAddr>,
+    /// Its record in SHOW SERVERS, set by the pool once logged in.
+    pub(crate) registration: Option<Registration>,
+    /// The pool generation it was opened in (RECONNECT replaces older ones).
+    pub(crate) generation: u64,
+    /// Traffic counters of the pool this server belongs to.
+    pub(crate) stats: std::sync::Arc<TrafficStats>,
     /// BackendKeyData of this server process, for forwarding cancels.
     pub(crate) backend_pid: u32,
     pub(crate) backend_secret: u32,
