@@ -53,6 +53,7 @@ max_client_conn = 10000
 auth_type = "scram-sha-256"
 auth_file = "userlist.txt"
 default_pool_size = $pool_size
+admin_users = ["app"]
 
 [databases.app]
 host = "127.0.0.1"
@@ -63,5 +64,6 @@ echo '"app" "app-secret"' >"$work/userlist.txt"
 echo "== pgsluice on 127.0.0.1:$port — in another terminal:"
 echo "   PGPASSWORD=app-secret psql -h 127.0.0.1 -p $port -U app app"
 echo "   PGPASSWORD=app-secret pgbench -h 127.0.0.1 -p $port -U app -i app"
+echo "   PGPASSWORD=app-secret psql -h 127.0.0.1 -p $port -U app pgsluice -c 'SHOW POOLS'   # admin console"
 echo "== Ctrl-C to stop"
 cargo run --release --quiet -- -c "$work/pooler.toml" ${PGSLUICE_ARGS:-} || true
