@@ -46,6 +46,9 @@ pub(crate) enum AdminError {
     /// RELOAD found errors; the old configuration stays in force.
     #[error("RELOAD failed, the configuration is unchanged: {0}")]
     ReloadFailed(String),
+    /// Shutdown began: the console session ends so it does not keep the process alive.
+    #[error("pgsluice is shutting down")]
+    ShuttingDown,
 }
 
 impl AdminError {
@@ -64,14 +67,18 @@ impl AdminError {
             AdminError::SetFailed { .. } => "22023", // invalid_parameter_value
             AdminError::NeedsRestart { .. } => "55P02", // cant_change_runtime_param
             AdminError::ReloadFailed(_) => "F0000", // config_file_error, as PgBouncer
+            AdminError::ShuttingDown => "57P01",    // admin_shutdown
         }
     }
 
-    /// FATAL ends the console session: a user without console rights, or a client speaking
-    /// the extended protocol, which would otherwise wait for replies we never send.
+    /// FATAL ends the console session: a user without console rights, a client speaking
+    /// the extended protocol, which would otherwise wait for replies we never send, or
+    /// shutdown.
     pub(crate) fn severity(&self) -> Severity {
         match self {
-            AdminError::AccessDenied { .. } | AdminError::SimpleQueryOnly => Severity::Fatal,
+            AdminError::AccessDenied { .. }
+            | AdminError::SimpleQueryOnly
+            | AdminError::ShuttingDown => Severity::Fatal,
             _ => Severity::Error,
         }
     }

@@ -13,7 +13,7 @@ use super::{control, gather, render};
 use crate::net::BoxStream;
 use crate::protocol::backend;
 use crate::protocol::codec::FrameCodec;
-use crate::state::Shared;
+use crate::state::{Shared, Shutdown};
 
 /// Longest console message accepted (a command is one short line).
 const MAX_CONSOLE_MESSAGE: usize = 1 << 20;
@@ -37,6 +37,7 @@ pub(crate) async fn serve(
     greet(&mut out, cancel_key);
     stream.write_all(&out).await?;
     let mut codec = FrameCodec::new(MAX_CONSOLE_MESSAGE);
+    let mut shutdown = shared.shutdown_state();
     loop {
         let frame = loop {
             match codec.decode(&mut buf) {
@@ -44,8 +45,17 @@ pub(crate) async fn serve(
                 Ok(None) => {}
                 Err(_) => return fatal(stream, &AdminError::SimpleQueryOnly).await,
             }
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Ok(());
+            // A console left open (a psql session, pgbouncer_exporter's persistent
+            // connection) must not hold the process past SHUTDOWN or SIGINT/SIGTERM: the
+            // reply to the last command is out, so leave now.
+            if *shutdown.borrow() != Shutdown::Running {
+                return fatal(stream, &AdminError::ShuttingDown).await;
+            }
+            tokio::select! {
+                read = stream.read_buf(&mut buf) => if read? == 0 {
+                    return Ok(());
+                },
+                Ok(()) = shutdown.changed() => {}
             }
         };
         out.clear();

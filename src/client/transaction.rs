@@ -65,6 +65,7 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
             Err(e) => return Err(e.into()),
         }
         c.point_cancel(Some(lease.server()));
+        c.link(lease.server());
         tracing::debug!(
             client = c.client_id,
             server = lease.server().id,

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod console;
 pub mod pg;
 pub mod pg_direct;
 pub mod pgbin;
