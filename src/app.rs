@@ -144,7 +144,11 @@ async fn maintain_pools(shared: Arc<Shared>) {
 /// database, as PgBouncer's periodic stats line.
 async fn keep_stats(shared: Arc<Shared>) {
     loop {
-        let period = shared.config().pooler.stats_period.max(Duration::from_secs(1));
+        let period = shared
+            .config()
+            .pooler
+            .stats_period
+            .max(Duration::from_secs(1));
         tokio::time::sleep(period).await;
         let totals = shared.totals_by_database();
         let mut averages = shared.averages.lock().expect("averages lock");

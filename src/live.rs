@@ -64,7 +64,8 @@ pub(crate) struct ConnInfo {
 }
 
 pub(crate) fn unix_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn from_micros(us: u64) -> SystemTime {
@@ -79,11 +80,14 @@ impl ConnInfo {
     pub(crate) fn set_state(&self, s: ConnState) {
         self.state.store(s as u8, Ordering::Relaxed);
         match s {
-            ConnState::Waiting => self.wait_since.store(unix_micros(SystemTime::now()), Ordering::Relaxed),
+            ConnState::Waiting => self
+                .wait_since
+                .store(unix_micros(SystemTime::now()), Ordering::Relaxed),
             _ => self.wait_since.store(0, Ordering::Relaxed),
         }
         if s == ConnState::Active {
-            self.request_time.store(unix_micros(SystemTime::now()), Ordering::Relaxed);
+            self.request_time
+                .store(unix_micros(SystemTime::now()), Ordering::Relaxed);
         }
     }
 
@@ -302,7 +306,11 @@ pub(crate) struct PeriodAverages {
 
 impl PeriodAverages {
     /// Closes a period with the current totals.
-    pub(crate) fn tick(&mut self, now: std::time::Instant, totals: &HashMap<String, TrafficTotals>) {
+    pub(crate) fn tick(
+        &mut self,
+        now: std::time::Instant,
+        totals: &HashMap<String, TrafficTotals>,
+    ) {
         if let Some(at) = self.last_at {
             let secs = (now - at).as_secs_f64().max(0.001);
             self.averages = totals

@@ -2,9 +2,9 @@
 //! pools, the cancel keys, client counts and the shutdown signal. Built by `app`, read by the
 //! client tasks (and later the admin console and metrics). Reload swaps snapshots inside it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::watch;
@@ -53,7 +53,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, userlist: Userlist, config_path: Option<PathBuf>) -> Arc<Shared> {
+    pub(crate) fn new(
+        config: Config,
+        userlist: Userlist,
+        config_path: Option<PathBuf>,
+    ) -> Arc<Shared> {
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
@@ -206,7 +210,11 @@ impl Control {
     }
 
     pub(crate) fn is_disabled(&self, db: &str) -> bool {
-        self.state.lock().expect("control lock").disabled.contains(db)
+        self.state
+            .lock()
+            .expect("control lock")
+            .disabled
+            .contains(db)
     }
 }
 

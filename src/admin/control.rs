@@ -164,8 +164,10 @@ pub(crate) fn reload(
     }
     let text = apply_overrides(&text, &overrides)?;
     let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let config = Config::parse(&text, base).map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
-    let userlist = load_userlist(&config).map_err(|e| format!("auth_file: {e}; nothing changed"))?;
+    let config = Config::parse(&text, base)
+        .map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
+    let userlist =
+        load_userlist(&config).map_err(|e| format!("auth_file: {e}; nothing changed"))?;
     let old = shared.config();
     let notices = restart_notices(&old, &config);
     shared.replace_config(config.clone(), userlist.clone());
@@ -198,7 +200,10 @@ fn set(shared: &Shared, key: &str, value: &str) -> Result<Vec<String>, AdminErro
     Ok(notices)
 }
 
-fn apply_overrides(text: &str, overrides: &BTreeMap<String, toml::Value>) -> Result<String, String> {
+fn apply_overrides(
+    text: &str,
+    overrides: &BTreeMap<String, toml::Value>,
+) -> Result<String, String> {
     if overrides.is_empty() {
         return Ok(text.to_string());
     }

@@ -27,7 +27,10 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
         let cl = clients.iter().filter(mine).filter(|c| {
             &c.user == user || config.database(db).and_then(|d| d.user.as_ref()) == Some(user)
         });
-        let sv = servers.iter().filter(mine).filter(|s| &s.user == user || pools.len() == 1);
+        let sv = servers
+            .iter()
+            .filter(mine)
+            .filter(|s| &s.user == user || pools.len() == 1);
         let count = |it: &mut dyn Iterator<Item = &std::sync::Arc<ConnInfo>>, st: ConnState| {
             it.filter(|c| c.state() == st).count() as u64
         };
@@ -85,7 +88,10 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
             pool_mode: d.pool_mode.map(|m| m.to_string()),
             max_connections: config.max_db_connections_for(name) as u64,
             current_connections: current,
-            max_client_connections: d.max_db_client_connections.unwrap_or(config.pooler.max_db_client_connections) as u64,
+            max_client_connections: d
+                .max_db_client_connections
+                .unwrap_or(config.pooler.max_db_client_connections)
+                as u64,
             current_client_connections: clients_now,
             paused: shared.control.is_paused(name),
             disabled: shared.control.is_disabled(name),
@@ -139,7 +145,13 @@ fn conn_row(c: &ConnInfo, kind: &'static str, remote_pid: u32) -> ConnRow {
         ConnState::Idle => "idle",
         ConnState::Used => "used",
         ConnState::Tested => "tested",
-        ConnState::Login => if kind == "S" { "new" } else { "login" },
+        ConnState::Login => {
+            if kind == "S" {
+                "new"
+            } else {
+                "login"
+            }
+        }
     };
     ConnRow {
         kind,
@@ -158,7 +170,11 @@ fn conn_row(c: &ConnInfo, kind: &'static str, remote_pid: u32) -> ConnRow {
         link: c.link(),
         remote_pid,
         tls: String::new(),
-        application_name: c.application_name.lock().map(|n| n.clone()).unwrap_or_default(),
+        application_name: c
+            .application_name
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default(),
         prepared_statements: c.prepared_statements.load(Ordering::Relaxed),
     }
 }

@@ -7,12 +7,12 @@
 
 pub(crate) mod command;
 mod control;
-mod gather;
-pub(crate) mod session;
 pub(crate) mod error;
+mod gather;
 pub(crate) mod render;
 mod render_conns;
 mod render_stats;
+pub(crate) mod session;
 pub(crate) mod snapshot;
 mod timefmt;
 mod tokens;

@@ -107,10 +107,7 @@ async fn execute(shared: &Shared, role: Role, text: &str, out: &mut BytesMut) {
         Err(e) => return e.write_error_response(out),
     };
     if role == Role::Stats && !cmd.is_show() {
-        return AdminError::NotAllowed {
-            command: cmd.tag(),
-        }
-        .write_error_response(out);
+        return AdminError::NotAllowed { command: cmd.tag() }.write_error_response(out);
     }
     match &cmd {
         Command::Empty => backend::empty_query_response(out),

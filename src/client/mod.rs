@@ -292,7 +292,11 @@ async fn log_in(
             .client_table
             .register(id, &user, &database, endpoints(peer), ConnState::Idle);
     if let Some((_, name)) = params.iter().find(|(k, _)| k == "application_name") {
-        *registration.info().application_name.lock().expect("info lock") = name.clone();
+        *registration
+            .info()
+            .application_name
+            .lock()
+            .expect("info lock") = name.clone();
     }
     Ok(Login::Pooled(LoggedIn {
         registration,

@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::live::{ConnState, Endpoints};
 use super::backoff::{is_transient, Backoff};
 use super::ledger::LoginFailure;
 use super::server_pool::refused;
 use super::{Lease, Pool, PoolError};
+use crate::live::{ConnState, Endpoints};
 use crate::server::{login, LoginRequest, ServerConn, ServerError};
 
 impl Pool {
@@ -90,12 +90,17 @@ impl Pool {
             local_addr: conn.local.map(|l| l.ip().to_string()).unwrap_or_default(),
             local_port: conn.local.map_or(0, |l| l.port()),
         };
-        let reg = self
-            .servers
-            .register(id, &s.server_user, &self.key.database, ends, ConnState::Idle);
-        reg.info()
-            .remote_pid
-            .store(u64::from(conn.backend_pid), std::sync::atomic::Ordering::Relaxed);
+        let reg = self.servers.register(
+            id,
+            &s.server_user,
+            &self.key.database,
+            ends,
+            ConnState::Idle,
+        );
+        reg.info().remote_pid.store(
+            u64::from(conn.backend_pid),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         conn.stats = self.stats.clone();
         conn.generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         reg.info()

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 
 use super::health::{check_due, close_idle_server, looks_alive, passes_check};
 use super::ledger::{CloseReason, Closing, Counts, Grant, Ledger, LoginFailure, PoolId, Step};
-use crate::live::{ConnTable, TrafficStats};
 use super::{Lease, PoolError, PoolKey, PoolSettings};
+use crate::live::{ConnTable, TrafficStats};
 use crate::server::{Credential, ServerConn};
 
 pub(super) type SharedLedger = Arc<Mutex<Ledger<ServerConn>>>;

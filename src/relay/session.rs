@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::replies::{self, ReplyPlan};
 use super::statements::{self, Prepared};
-use crate::net::pump::{Paused, Pump, PumpError, Verdict};
 use crate::live::TrafficStats;
+use crate::net::pump::{Paused, Pump, PumpError, Verdict};
 use crate::net::BoxStream;
 use crate::prepared::LimitError;
 use crate::protocol::params::is_session_parameter;
@@ -249,7 +249,10 @@ pub(crate) async fn relay(
         if tracker.outstanding == 0 {
             activity.busy_since = None;
         }
-        TrafficStats::add(&stats.bytes_received, client_pump.written() - received_before);
+        TrafficStats::add(
+            &stats.bytes_received,
+            client_pump.written() - received_before,
+        );
         TrafficStats::add(&stats.bytes_sent, server_pump.written() - sent_before);
         match s2c {
             Poll::Ready(Ok(Paused::Stopped)) if refused => Poll::Ready(RelayEnd::TransactionBlock),

@@ -79,14 +79,14 @@ pub(crate) async fn login(req: LoginRequest<'_>) -> Result<ServerConn, ServerErr
 }
 
 async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> {
-    let (mut stream, local) =
-        req.address
-            .connect_with_local(req.keepalive)
-            .await
-            .map_err(|source| ServerError::Connect {
-                address: req.address.to_string(),
-                source,
-            })?;
+    let (mut stream, local) = req
+        .address
+        .connect_with_local(req.keepalive)
+        .await
+        .map_err(|source| ServerError::Connect {
+            address: req.address.to_string(),
+            source,
+        })?;
     let mut out = BytesMut::new();
     frontend::startup_message([("user", req.user), ("database", req.database)], &mut out)?;
     stream.write_all(&out).await?;

@@ -16,8 +16,8 @@ pub(crate) use exchange::{apply_params, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
 
-use crate::net::pump::{Pump, PumpError};
 use crate::live::{Registration, TrafficStats};
+use crate::net::pump::{Pump, PumpError};
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
 use crate::protocol::ProtocolError;
