@@ -27,10 +27,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
         let cl = clients.iter().filter(mine).filter(|c| {
             &c.user == user || config.database(db).and_then(|d| d.user.as_ref()) == Some(user)
         });
-        let sv = servers
-            .iter()
-            .filter(mine)
-            .filter(|s| &s.user == user || pools.len() == 1);
+        let sv = servers.iter().filter(mine).filter(|s| &s.user == user);
         let count = |it: &mut dyn Iterator<Item = &std::sync::Arc<ConnInfo>>, st: ConnState| {
             it.filter(|c| c.state() == st).count() as u64
         };
