@@ -54,6 +54,7 @@ auth_type = "scram-sha-256"
 auth_file = "userlist.txt"
 default_pool_size = $pool_size
 admin_users = ["app"]
+metrics_addr = "127.0.0.1:9127"
 
 [databases.app]
 host = "127.0.0.1"

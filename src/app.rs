@@ -17,6 +17,7 @@ use crate::admin;
 use crate::auth::{AuthError, Userlist};
 use crate::client;
 use crate::config::Config;
+use crate::metrics;
 use crate::net::{tune_tcp, BoxStream};
 use crate::state::{Shared, Shutdown};
 
@@ -42,7 +43,13 @@ pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
 /// Runs the pooler until shutdown completes.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), AppError> {
     let userlist = load_userlist(&config)?;
-    let shared = Shared::new(config, userlist, config_path);
+    let exporter =
+        (!config.pooler.metrics_addr.is_empty()).then(|| Arc::new(metrics::Exporter::new()));
+    let histograms = exporter.clone().map(|e| -> crate::live::HistogramFactory {
+        Arc::new(move |db: &str, user: &str| e.histograms(db, user))
+    });
+    let metrics_addr = config.pooler.metrics_addr.clone();
+    let shared = Shared::new(config, userlist, config_path, histograms);
     // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
     // signal arriving before its handler exists would kill the process (default action).
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
@@ -56,6 +63,24 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
         accepting.spawn(accept_loop(shared.clone(), listener));
     }
     let maintenance = tokio::spawn(maintain_pools(shared.clone()));
+    let scrapes = match exporter {
+        Some(exporter) => {
+            let listener =
+                TcpListener::bind(&metrics_addr)
+                    .await
+                    .map_err(|source| AppError::Listen {
+                        address: metrics_addr.clone(),
+                        source,
+                    })?;
+            tracing::info!(address = %metrics_addr, "serving Prometheus metrics on /metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                shared.clone(),
+                exporter,
+            )))
+        }
+        None => None,
+    };
     let stats = tokio::spawn(keep_stats(shared.clone()));
     let mut requested = shared.shutdown_state();
     let mode = loop {
@@ -87,6 +112,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
     shared.begin_shutdown(mode);
     maintenance.abort();
     stats.abort();
+    if let Some(s) = scrapes {
+        s.abort();
+    }
     accepting.shutdown().await;
     remove_unix_socket(&shared);
     shared.pools.close_idle();

@@ -15,6 +15,7 @@ pub mod auth;
 pub(crate) mod client;
 pub mod config;
 pub(crate) mod live;
+pub(crate) mod metrics;
 pub(crate) mod net;
 pub(crate) mod pool;
 pub(crate) mod prepared;

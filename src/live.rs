@@ -237,7 +237,7 @@ impl Drop for Registration {
     }
 }
 
-/// Traffic counters of one pool (SHOW STATS), bumped with relaxed atomic adds.
+/// Traffic counters of one pool (SHOW STATS and metrics), bumped with relaxed atomic adds.
 #[derive(Debug, Default)]
 pub(crate) struct TrafficStats {
     pub(crate) xact_count: AtomicU64,
@@ -247,6 +247,55 @@ pub(crate) struct TrafficStats {
     pub(crate) xact_time_us: AtomicU64,
     pub(crate) query_time_us: AtomicU64,
     pub(crate) wait_time_us: AtomicU64,
+    pub(crate) servers_opened: AtomicU64,
+    pub(crate) server_login_failures: AtomicU64,
+    pub(crate) wait_timeouts: AtomicU64,
+    /// Server connections closed, by reason (rare: a lock is fine).
+    pub(crate) servers_closed: Mutex<HashMap<&'static str, u64>>,
+    /// ErrorResponses from Postgres relayed to clients, by SQLSTATE class.
+    pub(crate) errors: Mutex<HashMap<String, u64>>,
+    /// Duration histograms for metrics; no-ops when metrics are off.
+    pub(crate) histograms: PoolHistograms,
+}
+
+/// Histogram handles of one pool (seconds).
+#[derive(Debug)]
+pub(crate) struct PoolHistograms {
+    pub(crate) wait: metrics::Histogram,
+    pub(crate) transaction: metrics::Histogram,
+    pub(crate) query: metrics::Histogram,
+}
+
+impl Default for PoolHistograms {
+    fn default() -> Self {
+        PoolHistograms {
+            wait: metrics::Histogram::noop(),
+            transaction: metrics::Histogram::noop(),
+            query: metrics::Histogram::noop(),
+        }
+    }
+}
+
+impl TrafficStats {
+    pub(crate) fn with_histograms(histograms: PoolHistograms) -> Self {
+        TrafficStats {
+            histograms,
+            ..TrafficStats::default()
+        }
+    }
+
+    pub(crate) fn count_closed(&self, reason: &'static str) {
+        if let Ok(mut m) = self.servers_closed.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Counts an ErrorResponse body by the class (first two characters) of its SQLSTATE.
+    pub(crate) fn count_error(&self, class: &str) {
+        if let Ok(mut m) = self.errors.lock() {
+            *m.entry(class.to_string()).or_default() += 1;
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -344,5 +393,31 @@ fn averages(before: TrafficTotals, now: TrafficTotals, secs: f64) -> TrafficTota
         xact_time_us: per(d(now.xact_time_us, before.xact_time_us), xacts),
         query_time_us: per(d(now.query_time_us, before.query_time_us), queries),
         wait_time_us: per(d(now.wait_time_us, before.wait_time_us), xacts),
+    }
+}
+
+/// Makes the histogram handles of a new pool (from the metrics exporter, when enabled).
+pub(crate) type HistogramFactory = Arc<dyn Fn(&str, &str) -> PoolHistograms + Send + Sync>;
+
+/// Process-wide counters for metrics: client logins and failed ones by SQLSTATE, and
+/// errors pgsluice itself sent to clients by SQLSTATE class.
+#[derive(Debug, Default)]
+pub(crate) struct ProcessCounters {
+    pub(crate) logins: AtomicU64,
+    pub(crate) login_failures: Mutex<HashMap<String, u64>>,
+    pub(crate) errors: Mutex<HashMap<String, u64>>,
+}
+
+impl ProcessCounters {
+    pub(crate) fn login_failed(&self, sqlstate: &str) {
+        if let Ok(mut m) = self.login_failures.lock() {
+            *m.entry(sqlstate.to_string()).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn error_sent(&self, sqlstate: &str) {
+        if let Ok(mut m) = self.errors.lock() {
+            *m.entry(sqlstate.chars().take(2).collect()).or_default() += 1;
+        }
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::auth::Userlist;
 use crate::config::Config;
-use crate::live::{ConnTable, PeriodAverages, TrafficTotals};
+use crate::live::{ConnTable, HistogramFactory, PeriodAverages, ProcessCounters, TrafficTotals};
 use crate::pool::PoolRegistry;
 use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) control: Control,
     /// Where the configuration was loaded from, for RELOAD and SIGHUP.
     pub(crate) config_path: Option<PathBuf>,
+    /// Logins and errors for metrics.
+    pub(crate) counters: ProcessCounters,
     /// SHOW STATS averages over the last stats_period, refreshed by the stats task.
     pub(crate) averages: Mutex<PeriodAverages>,
     /// Settings changed with the console's SET, re-applied over pooler.toml on every reload.
@@ -57,17 +59,19 @@ impl Shared {
         config: Config,
         userlist: Userlist,
         config_path: Option<PathBuf>,
+        histograms: Option<HistogramFactory>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
-            pools: PoolRegistry::default(),
+            pools: PoolRegistry::new(histograms),
             cancels: CancelRegistry::default(),
             client_table: Arc::default(),
             control: Control::default(),
             config_path,
             overrides: Mutex::default(),
             averages: Mutex::default(),
+            counters: ProcessCounters::default(),
             statements: Registry::new(),
             statement_counters: Counters::default(),
             clients: AtomicUsize::new(0),

@@ -77,7 +77,15 @@ impl Attached<'_> {
         tokio::pin!(checkout);
         let lease = loop {
             tokio::select! {
-                lease = &mut checkout => break lease?,
+                lease = &mut checkout => match lease {
+                    Ok(lease) => break lease,
+                    Err(e) => {
+                        if matches!(e, crate::pool::PoolError::WaitTimeout { .. }) {
+                            TrafficStats::add(&pool.stats.wait_timeouts, 1);
+                        }
+                        return Err(e.into());
+                    }
+                },
                 more = self.pump.read_while_waiting(self.stream) => match more {
                     Ok(true) => continue,
                     _ => return Err(ClientError::Gone),
@@ -87,6 +95,7 @@ impl Attached<'_> {
         };
         let waited = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         TrafficStats::add(&pool.stats.wait_time_us, waited);
+        pool.stats.histograms.wait.record(started.elapsed());
         self.info.set_state(ConnState::Active);
         Ok(lease)
     }

@@ -104,6 +104,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: Stri
         }
         Err(e) => {
             if e.reaches_client() {
+                shared.counters.error_sent(e.sqlstate());
                 send_fatal(&mut stream, e.sqlstate(), &e.to_string()).await;
             }
             if config.pooler.log_disconnections || config.pooler.log_pooler_errors {
@@ -144,8 +145,18 @@ async fn handle(
     } else {
         tokio::time::timeout(p.client_login_timeout, login)
             .await
-            .map_err(|_| ClientError::LoginTimeout)?
+            .unwrap_or(Err(ClientError::LoginTimeout))
     };
+    match &login {
+        Ok(Some(_)) => {
+            shared
+                .counters
+                .logins
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) if e.reaches_client() => shared.counters.login_failed(e.sqlstate()),
+        _ => {}
+    }
     let logged_in = match login? {
         None => return Ok(()),
         Some(Login::Console(role)) => {

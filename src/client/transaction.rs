@@ -150,6 +150,7 @@ async fn sleep_or_forever(limit: Duration) {
 /// Answers a request no server could be found for: ERROR 53300, the request's messages
 /// (through its Query or Sync) discarded, then ReadyForQuery so the client may retry.
 async fn refuse_request(c: &mut Attached<'_>, error: &PoolError) -> Result<(), ClientError> {
+    c.shared.counters.error_sent(error.sqlstate());
     let mut out = BytesMut::new();
     backend::error_response(
         &mut out,

@@ -11,7 +11,7 @@ use super::backoff::{is_transient, Backoff};
 use super::ledger::LoginFailure;
 use super::server_pool::refused;
 use super::{Lease, Pool, PoolError};
-use crate::live::{ConnState, Endpoints};
+use crate::live::{ConnState, Endpoints, TrafficStats};
 use crate::server::{login, LoginRequest, ServerConn, ServerError};
 
 impl Pool {
@@ -62,6 +62,15 @@ impl Pool {
 
     /// One connect + login + connect_query, bounded by server_connect_timeout.
     pub(super) async fn connect_once(&self) -> Result<ServerConn, ServerError> {
+        let result = self.connect_and_login().await;
+        match &result {
+            Ok(_) => TrafficStats::add(&self.stats.servers_opened, 1),
+            Err(_) => TrafficStats::add(&self.stats.server_login_failures, 1),
+        }
+        result
+    }
+
+    async fn connect_and_login(&self) -> Result<ServerConn, ServerError> {
         let s = self.settings();
         let id = self.next_server_id.fetch_add(1, Ordering::Relaxed) + 1;
         let mut conn = login(LoginRequest {

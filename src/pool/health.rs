@@ -60,6 +60,7 @@ pub(super) fn close_idle_server(mut conn: ServerConn, reason: CloseReason) {
     let mut cx = Context::from_waker(Waker::noop());
     // PostgreSQL docs, 55.2.10 Termination: Terminate, then close; best effort only.
     let _ = Pin::new(&mut conn.stream).poll_write(&mut cx, &[b'X', 0, 0, 0, 4]);
+    conn.stats.count_closed(reason.label());
     tracing::info!(
         server = conn.id,
         age = ?conn.connected_at.elapsed(),

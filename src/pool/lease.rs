@@ -39,7 +39,9 @@ impl Lease {
 
     /// Closes the server and frees the slot (a server in an unknown state).
     pub(crate) fn discard(mut self) {
-        self.conn = None;
+        if let Some(conn) = self.conn.take() {
+            conn.stats.count_closed("error");
+        }
     }
 
     /// Detaches the pool without freeing the slot: the caller moved the slot elsewhere.

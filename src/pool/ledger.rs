@@ -85,6 +85,19 @@ pub(crate) enum CloseReason {
 }
 
 impl CloseReason {
+    /// A short metric label.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CloseReason::Evicted => "evicted",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Lifetime => "lifetime",
+            CloseReason::Surplus => "surplus",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Unexpected => "unexpected",
+            CloseReason::Reconnect => "reconnect",
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             CloseReason::Evicted => {

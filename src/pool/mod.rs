@@ -31,7 +31,7 @@ pub(crate) use settings::PoolSettings;
 
 use crate::auth::Userlist;
 use crate::config::Config;
-use crate::live::ConnTable;
+use crate::live::{ConnTable, HistogramFactory, TrafficStats};
 use crate::server::ServerError;
 use clients::ClientCounts;
 use server_pool::SharedLedger;
@@ -115,9 +115,18 @@ pub(crate) struct PoolRegistry {
     next_server_id: Arc<AtomicU64>,
     /// Every open server connection, for SHOW SERVERS.
     pub(crate) servers: Arc<ConnTable>,
+    histograms: Option<HistogramFactory>,
 }
 
 impl PoolRegistry {
+    /// `histograms` makes each new pool's metric histograms (None: metrics are off).
+    pub(crate) fn new(histograms: Option<HistogramFactory>) -> PoolRegistry {
+        PoolRegistry {
+            histograms,
+            ..PoolRegistry::default()
+        }
+    }
+
     /// The pool for `key`, created with `settings()` on first use.
     pub(crate) fn get_or_create(
         &self,
@@ -142,6 +151,12 @@ impl PoolRegistry {
             self.ledger.clone(),
             self.next_server_id.clone(),
             self.servers.clone(),
+            TrafficStats::with_histograms(
+                self.histograms
+                    .as_ref()
+                    .map(|h| h(&key.database, &key.user))
+                    .unwrap_or_default(),
+            ),
         ));
         pools.by_key.insert(key.clone(), pool.clone());
         pools.by_id.push(pool.clone());

@@ -40,6 +40,7 @@ impl Pool {
         ledger: SharedLedger,
         ids: Arc<AtomicU64>,
         servers: Arc<ConnTable>,
+        stats: TrafficStats,
     ) -> Pool {
         Pool {
             key,
@@ -48,7 +49,7 @@ impl Pool {
             ledger,
             next_server_id: ids,
             servers,
-            stats: Arc::default(),
+            stats: Arc::new(stats),
             generation: AtomicU64::new(0),
         }
     }

@@ -210,6 +210,9 @@ pub(crate) async fn relay(
                 }
             }
             tracker.backend(tag, body);
+            if let (b'E', Some(b)) = (tag, body) {
+                stats.count_error(&error_class(b));
+            }
             if tag == b'Z' {
                 record_ready(stats, activity, tracker.tx_status);
                 let open = tracker.tx_status != TX_IDLE;
@@ -280,15 +283,25 @@ fn record_ready(stats: &TrafficStats, activity: &mut Activity, tx_status: u8) {
     TrafficStats::add(&stats.query_count, 1);
     if let Some(since) = activity.busy_since {
         TrafficStats::add(&stats.query_time_us, micros(now - since));
+        stats.histograms.query.record(now - since);
     }
     if tx_status == TX_IDLE {
         TrafficStats::add(&stats.xact_count, 1);
         if let Some(start) = activity.xact_start.take() {
             TrafficStats::add(&stats.xact_time_us, micros(now - start));
+            stats.histograms.transaction.record(now - start);
         }
     }
 }
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The SQLSTATE class (two characters) of an ErrorResponse body; "??" if it has no code.
+fn error_class(body: &[u8]) -> String {
+    crate::protocol::backend::error_fields(body)
+        .code
+        .map(|c| c.chars().take(2).collect())
+        .unwrap_or_else(|| "??".to_string())
 }

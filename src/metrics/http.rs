@@ -1,0 +1,74 @@
+//! The /metrics endpoint: a deliberately small HTTP/1.x responder (GET /metrics → 200 with the
+//! Prometheus text format, anything else → 404), one short-lived task per scrape, request
+//! heads bounded in size and time so a bad client cannot hold memory or a task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{scrape, Exporter};
+use crate::state::Shared;
+
+const MAX_HEAD: usize = 8192;
+
+/// Accepts scrapes until the task is dropped.
+pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, exporter: Arc<Exporter>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let (shared, exporter) = (shared.clone(), exporter.clone());
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        answer(stream, &shared, &exporter),
+                    )
+                    .await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn answer(
+    mut stream: TcpStream,
+    shared: &Shared,
+    exporter: &Exporter,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let mut parts = line.split(|b| *b == b' ');
+    let (method, path) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let path = path.split(|b| *b == b'?').next().unwrap_or_default();
+    let (status, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
+        scrape::refresh(shared, exporter);
+        ("200 OK", exporter.render())
+    } else {
+        (
+            "404 Not Found",
+            "only GET /metrics is served here\n".to_string(),
+        )
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await
+}

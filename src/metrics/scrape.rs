@@ -1,0 +1,139 @@
+//! Gathers every exported value from live state just before a scrape is rendered: gauges from
+//! the pool ledger and the connection tables, counters from the pools' and the process's own
+//! atomics (so nothing on the hot path changes for metrics), limits from the configuration.
+
+use std::sync::atomic::Ordering;
+
+use super::names as n;
+use super::{Exporter, Labels};
+use crate::live::ConnState;
+use crate::state::Shared;
+
+pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
+    let config = shared.config();
+    let clients = shared.client_table.list();
+    let servers = shared.pools.servers.list();
+    for pool in shared.pools.all() {
+        let (db, user) = (pool.key.database.clone(), pool.key.user.clone());
+        let labels: Labels = vec![("database", db.clone()), ("user", user.clone())];
+        let with = |k: &'static str, v: &str| {
+            let mut l = labels.clone();
+            l.push((k, v.to_string()));
+            l
+        };
+        let mine: Vec<_> = clients
+            .iter()
+            .filter(|c| c.database == db && (c.user == user || forced(&config, &db, &user)))
+            .collect();
+        for (state, st) in [
+            ("active", ConnState::Active),
+            ("waiting", ConnState::Waiting),
+            ("idle", ConnState::Idle),
+        ] {
+            let count = mine.iter().filter(|c| c.state() == st).count();
+            e.gauge(n::CLIENTS, &with("state", state), count as f64);
+        }
+        let max_wait = mine.iter().map(|c| c.wait()).max().unwrap_or_default();
+        e.gauge(n::MAX_WAIT, &labels, max_wait.as_secs_f64());
+        let counts = pool.counts();
+        let active = servers
+            .iter()
+            .filter(|s| s.database == db && s.user == user && s.state() == ConnState::Active)
+            .count();
+        e.gauge(n::SERVERS, &with("state", "active"), active as f64);
+        e.gauge(n::SERVERS, &with("state", "idle"), counts.idle as f64);
+        let login = counts.open.saturating_sub(active + counts.idle);
+        e.gauge(n::SERVERS, &with("state", "login"), login as f64);
+        e.gauge(n::POOL_SIZE, &labels, pool.settings().size as f64);
+        let s = &pool.stats;
+        let t = s.totals();
+        e.counter(n::TRANSACTIONS, &labels, t.xact_count);
+        e.counter(n::QUERIES, &labels, t.query_count);
+        e.counter(n::RECEIVED_BYTES, &labels, t.bytes_received);
+        e.counter(n::SENT_BYTES, &labels, t.bytes_sent);
+        e.counter(
+            n::SERVERS_OPENED,
+            &labels,
+            s.servers_opened.load(Ordering::Relaxed),
+        );
+        e.counter(
+            n::SERVER_LOGIN_FAILURES,
+            &labels,
+            s.server_login_failures.load(Ordering::Relaxed),
+        );
+        e.counter(
+            n::WAIT_TIMEOUTS,
+            &labels,
+            s.wait_timeouts.load(Ordering::Relaxed),
+        );
+        for (reason, count) in s
+            .servers_closed
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+        {
+            e.counter(n::SERVERS_CLOSED, &with("reason", reason), count);
+        }
+    }
+    for name in config.databases.keys() {
+        let labels: Labels = vec![("database", name.clone())];
+        e.gauge(
+            n::MAX_DB_CONNECTIONS,
+            &labels,
+            config.max_db_connections_for(name) as f64,
+        );
+    }
+    e.gauge(
+        n::MAX_CLIENT_CONN,
+        &Vec::new(),
+        config.pooler.max_client_conn as f64,
+    );
+    e.gauge(
+        n::CLIENT_CONNECTIONS,
+        &Vec::new(),
+        shared.clients.load(Ordering::Relaxed) as f64,
+    );
+    process_counters(shared, e);
+}
+
+/// A forced-user database pools every client under its forced user.
+fn forced(config: &crate::config::Config, db: &str, user: &str) -> bool {
+    config.database(db).and_then(|d| d.user.as_deref()) == Some(user)
+}
+
+fn process_counters(shared: &Shared, e: &Exporter) {
+    let p = &shared.counters;
+    e.counter(
+        n::CLIENT_LOGINS,
+        &Vec::new(),
+        p.logins.load(Ordering::Relaxed),
+    );
+    for (code, count) in p
+        .login_failures
+        .lock()
+        .map(|m| m.clone())
+        .unwrap_or_default()
+    {
+        e.counter(n::CLIENT_LOGIN_FAILURES, &vec![("sqlstate", code)], count);
+    }
+    let mut errors = p.errors.lock().map(|m| m.clone()).unwrap_or_default();
+    for pool in shared.pools.all() {
+        for (class, count) in pool
+            .stats
+            .errors
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+        {
+            *errors.entry(class).or_default() += count;
+        }
+    }
+    for (class, count) in errors {
+        e.counter(n::ERRORS, &vec![("class", class)], count);
+    }
+    let c = shared.statement_counters.snapshot();
+    e.counter(n::PREPARED_CLIENT_PARSES, &Vec::new(), c.client_parses);
+    e.counter(n::PREPARED_SERVER_PARSES, &Vec::new(), c.server_parses);
+    e.counter(n::PREPARED_BINDS, &Vec::new(), c.binds);
+    e.counter(n::PREPARED_EVICTIONS, &Vec::new(), c.evictions);
+}
