@@ -217,6 +217,58 @@ mod tests {
             prop_assert!(buf.is_empty());
         }
 
+        /// A bad length word after valid messages is reported once those frames are out,
+        /// whatever the split points, and before the bad message's body is waited for.
+        #[test]
+        fn bad_header_is_found_at_the_same_message_whatever_the_split(
+            messages in arb_messages(),
+            bad_len in prop_oneof![0u32..4, 1025u32..=u32::MAX],
+            tail in proptest::collection::vec(any::<u8>(), 0..32),
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..16),
+        ) {
+            let mut stream: Vec<u8> = messages.iter().flat_map(|(t, b)| message(*t, b)).collect();
+            stream.push(b'Q');
+            stream.extend_from_slice(&bad_len.to_be_bytes());
+            stream.extend_from_slice(&tail);
+            let header_end = stream.len() - tail.len();
+
+            let mut points: Vec<usize> = cuts.iter().map(|i| i.index(stream.len() + 1)).collect();
+            points.push(stream.len());
+            points.sort_unstable();
+
+            let mut codec = FrameCodec::new(1024);
+            let mut buf = BytesMut::new();
+            let mut frames = Vec::new();
+            let mut start = 0;
+            let mut error = None;
+            for end in points {
+                buf.extend_from_slice(&stream[start..end]);
+                start = end;
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(frame)) => frames.push(frame),
+                        Ok(None) => break,
+                        Err(e) => {
+                            error = Some((e, end));
+                            break;
+                        }
+                    }
+                }
+                if error.is_some() {
+                    break;
+                }
+            }
+            prop_assert_eq!(frames.len(), messages.len());
+            let (error, seen) = error.expect("the bad header is refused");
+            prop_assert!(seen >= header_end);
+            let refused_len = match error {
+                ProtocolError::InvalidLength { tag: b'Q', len }
+                | ProtocolError::MessageTooLong { tag: b'Q', len, .. } => len,
+                other => panic!("unexpected error {other}"),
+            };
+            prop_assert_eq!(refused_len, bad_len as usize);
+        }
+
         /// Arbitrary bytes never panic, and an error only comes from a bad header.
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
