@@ -1,0 +1,21 @@
+#!/bin/sh
+# Runs every fuzz target one after another for SECONDS each (default 600), at low CPU
+# priority. New inputs go to fuzz/work/<target>/ (git-ignored); the committed seeds in
+# fuzz/corpus/<target>/ are read but never written. Crashes land in fuzz/artifacts/<target>/.
+# Usage: fuzz/run-all.sh [SECONDS] [TARGET...]   (see docs/fuzzing.md)
+set -u
+cd "$(dirname "$0")"
+seconds=${1:-600}
+[ $# -gt 0 ] && shift
+targets=${*:-"startup framing extended scram auth_file admin_command config"}
+export RUSTC_BOOTSTRAP=1
+status=0
+for target in $targets; do
+    mkdir -p "work/$target"
+    echo "=== $target: ${seconds}s, started $(date -u +%FT%TZ)"
+    nice -n 19 cargo fuzz run -O "$target" "work/$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 ||
+        status=1
+    echo "=== $target: finished $(date -u +%FT%TZ), exit $status"
+done
+exit $status
