@@ -23,3 +23,4 @@ pub mod protocol;
 pub(crate) mod relay;
 pub(crate) mod server;
 pub(crate) mod state;
+pub(crate) mod tls;
