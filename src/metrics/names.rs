@@ -16,7 +16,7 @@ pub(crate) const MAX_DB_CONNECTIONS: &str = "pgsluice_max_db_connections";
 pub(crate) const MAX_CLIENT_CONN: &str = "pgsluice_max_client_conn";
 /// All client connections of the process, logged in or not.
 pub(crate) const CLIENT_CONNECTIONS: &str = "pgsluice_client_connections";
-/// Logged-in client connections, and open server connections, that use TLS.
+/// Logged-in pool clients (as SHOW CLIENTS lists them), and open servers, that use TLS.
 pub(crate) const TLS_CLIENT_CONNECTIONS: &str = "pgsluice_tls_client_connections";
 pub(crate) const TLS_SERVER_CONNECTIONS: &str = "pgsluice_tls_server_connections";
 /// Traffic per pool.
