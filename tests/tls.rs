@@ -169,8 +169,8 @@ async fn plaintext_clients_are_refused_under_require_but_unix_sockets_are_not() 
     let p = Pooler::start(tls_config("require", &ca, &ca.server_cert("pgsluice", 3)));
     let err = connect_as(p.connect_config(), MD5_USER, Some(MD5_PASS), TEST_DB)
         .await
-        .err()
-        .expect("plain text must be refused");
+        .map(|_| ())
+        .expect_err("plain text must be refused");
     assert_eq!(sqlstate(&err), Some("28000"), "{err:?}");
     assert!(message(&err).starts_with("SSL required"), "{err:?}");
     // A Unix socket is local: no TLS there, and require does not apply (as PgBouncer).
@@ -216,8 +216,8 @@ async fn direct_tls_negotiation_needs_alpn_postgresql() {
     let err = md5_login(tokio_postgres::Config::new())
         .connect_raw(stream, tokio_postgres::NoTls)
         .await
-        .err()
-        .expect("direct TLS without ALPN must be refused");
+        .map(|_| ())
+        .expect_err("direct TLS without ALPN must be refused");
     assert!(message(&err).contains("ALPN"), "{err:?}");
 }
 
@@ -241,7 +241,10 @@ async fn cert_auth_accepts_the_matching_common_name_only() {
 
     let wrong = ca.client_cert("somebody_else");
     let (cfg, tls) = login(Some(&wrong));
-    let err = connect_tls(&cfg, tls).await.err().expect("wrong CN");
+    let err = connect_tls(&cfg, tls)
+        .await
+        .map(|_| ())
+        .expect_err("wrong CN");
     assert_eq!(sqlstate(&err), Some("28000"), "{err:?}");
     assert!(
         message(&err).starts_with("certificate authentication failed for user"),
