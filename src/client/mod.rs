@@ -5,6 +5,7 @@
 
 mod attach;
 mod auth;
+mod cancel;
 mod session;
 mod startup;
 mod transaction;
@@ -25,7 +26,7 @@ use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
 use crate::prepared::ClientStatements;
 use crate::protocol::startup::{database, protocol_options, user};
 use crate::protocol::{backend, ProtocolError};
-use crate::server::{send_cancel, Credential, ServerError};
+use crate::server::{Credential, ServerError};
 use crate::state::Shared;
 use crate::tls::TlsPeer;
 use startup::Opening;
@@ -146,7 +147,7 @@ async fn handle(
                 },
                 _,
             ) => {
-                forward_cancel(shared, process_id, secret_key).await;
+                cancel::forward_cancel(shared, process_id, secret_key).await;
                 Ok(None)
             }
             (Opening::Startup { minor, params }, tls_peer) => {
@@ -380,26 +381,6 @@ fn session_params(
         }
     }
     Ok(out)
-}
-
-/// Forwards a CancelRequest when both halves of the key match a live client; anything else
-/// is dropped silently, as PostgreSQL does.
-async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
-    let Some(target) = shared.cancels.lookup(pid, secret) else {
-        return;
-    };
-    let limit = shared.config().pooler.cancel_wait_timeout;
-    let send = send_cancel(&target.address, target.pid, target.secret);
-    let result = if limit.is_zero() {
-        send.await
-    } else {
-        tokio::time::timeout(limit, send)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not forward cancel request (cancel_wait_timeout)");
-    }
 }
 
 /// The peer's address and port from its display form ("1.2.3.4:5", "[::1]:5", "unix").

@@ -18,7 +18,7 @@ use rustls::SupportedProtocolVersion;
 pub(crate) use acceptor::{ClientTls, TlsPeer};
 pub(crate) use connector::{ServerTls, ServerTlsInfo};
 
-use crate::config::{ConfigErrors, TlsProtocols, TlsSettings};
+use crate::config::{ConfigErrors, ConfigProblem, TlsProtocols, TlsSettings};
 
 /// The ALPN protocol name PostgreSQL 17 registered (docs: "Direct SSL negotiation").
 pub(crate) const ALPN_POSTGRESQL: &[u8] = b"postgresql";
@@ -60,6 +60,11 @@ impl TlsContext {
                 client,
                 server: Arc::new(server),
             }),
+            // validate() reports incomplete settings before this runs; never fail silently.
+            _ if problems.0.is_empty() => Err(ConfigErrors(vec![ConfigProblem::new(
+                "pooler.client_tls_sslmode",
+                "TLS settings are incomplete (a mode needs its certificate, key or CA file)",
+            )])),
             _ => Err(ConfigErrors(problems.0)),
         }
     }
