@@ -16,15 +16,18 @@ use tokio::task::JoinSet;
 use crate::admin;
 use crate::auth::{AuthError, Userlist};
 use crate::client;
-use crate::config::Config;
+use crate::config::{Config, ConfigErrors};
 use crate::metrics;
 use crate::net::{tune_tcp, BoxStream};
 use crate::state::{Shared, Shutdown};
+use crate::tls::TlsContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("cannot load auth_file: {0}")]
     AuthFile(#[from] AuthError),
+    #[error("TLS files:\n{0}")]
+    Tls(ConfigErrors),
     #[error("cannot listen on {address}: {source}")]
     Listen {
         address: String,
@@ -40,16 +43,23 @@ pub fn load_userlist(config: &Config) -> Result<Userlist, AuthError> {
     crate::state::load_userlist(config)
 }
 
+/// Reads every certificate, key and CA file the TLS settings name (for `--check`); problems
+/// are named by their pooler.toml key.
+pub fn check_tls(config: &Config) -> Result<(), ConfigErrors> {
+    TlsContext::load(&config.pooler.tls).map(|_| ())
+}
+
 /// Runs the pooler until shutdown completes.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), AppError> {
     let userlist = load_userlist(&config)?;
+    let tls = TlsContext::load(&config.pooler.tls).map_err(AppError::Tls)?;
     let exporter =
         (!config.pooler.metrics_addr.is_empty()).then(|| Arc::new(metrics::Exporter::new()));
     let histograms = exporter.clone().map(|e| -> crate::live::HistogramFactory {
         Arc::new(move |db: &str, user: &str| e.histograms(db, user))
     });
     let metrics_addr = config.pooler.metrics_addr.clone();
-    let shared = Shared::new(config, userlist, config_path, histograms);
+    let shared = Shared::new(config, userlist, tls, config_path, histograms);
     // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
     // signal arriving before its handler exists would kill the process (default action).
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
@@ -157,7 +167,7 @@ async fn maintain_pools(shared: Arc<Shared>) {
             _ = tick.tick() => {
                 let config = shared.config();
                 let userlist = config.pooler.auth_file.as_ref().map(|_| shared.userlist());
-                shared.pools.maintain(&config, userlist.as_deref());
+                shared.pools.maintain(&config, userlist.as_deref(), &shared.tls().server);
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() != Shutdown::Running {

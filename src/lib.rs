@@ -24,6 +24,7 @@ pub mod protocol;
 pub(crate) mod relay;
 pub(crate) mod server;
 pub(crate) mod state;
+pub(crate) mod tls;
 
 /// Parses one admin console query exactly as a console session does with a Query body (lossy
 /// UTF-8, trailing NULs trimmed) and returns the CommandComplete tag, or the SQLSTATE and

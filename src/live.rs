@@ -45,6 +45,8 @@ pub(crate) struct ConnInfo {
     pub(crate) port: u16,
     pub(crate) local_addr: String,
     pub(crate) local_port: u16,
+    /// "TLSv1.3/TLS_AES_256_GCM_SHA384" over TLS, "" in plain text (SHOW CLIENTS/SERVERS).
+    pub(crate) tls: String,
     pub(crate) connect_time: SystemTime,
     state: AtomicU8,
     /// Unix micros of the last request (clients) or use (servers).
@@ -147,6 +149,8 @@ pub(crate) struct Endpoints {
     pub(crate) port: u16,
     pub(crate) local_addr: String,
     pub(crate) local_port: u16,
+    /// The TLS protocol and cipher suite; "" without TLS.
+    pub(crate) tls: String,
 }
 
 /// All live connections of one kind.
@@ -179,6 +183,7 @@ impl ConnTable {
             port: ends.port,
             local_addr: ends.local_addr,
             local_port: ends.local_port,
+            tls: ends.tls,
             connect_time: SystemTime::now(),
             state: AtomicU8::new(state as u8),
             request_time: AtomicU64::new(0),

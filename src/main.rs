@@ -48,6 +48,15 @@ fn main() -> ExitCode {
         }
     };
     if cli.check {
+        if let Err(errors) = pgsluice::app::check_tls(&config) {
+            eprintln!(
+                "pgsluice: {} has {} problem(s):",
+                path.display(),
+                errors.0.len()
+            );
+            eprintln!("{errors}");
+            return ExitCode::from(1);
+        }
         return match pgsluice::app::load_userlist(&config) {
             Ok(_) => {
                 println!("{}: configuration OK", path.display());

@@ -1,4 +1,4 @@
-//! The one handle every task shares: the current configuration and auth_file snapshot, the
+//! The one handle every task shares: the current configuration, auth_file and TLS snapshot, the
 //! pools, the cancel keys, client counts and the shutdown signal. Built by `app`, read by the
 //! client tasks (and later the admin console and metrics). Reload swaps snapshots inside it.
 
@@ -15,6 +15,7 @@ use crate::live::{ConnTable, HistogramFactory, PeriodAverages, ProcessCounters, 
 use crate::pool::PoolRegistry;
 use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
+use crate::tls::TlsContext;
 
 /// How far shutdown has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub(crate) enum Shutdown {
 pub(crate) struct Shared {
     config: RwLock<Arc<Config>>,
     userlist: RwLock<Arc<Userlist>>,
+    /// Certificates and keys loaded from the files [pooler] names; swapped whole on reload.
+    tls: RwLock<Arc<TlsContext>>,
     pub(crate) pools: PoolRegistry,
     pub(crate) cancels: CancelRegistry,
     /// Every connected client, for SHOW CLIENTS, KILL and KILL_CLIENT.
@@ -58,12 +61,14 @@ impl Shared {
     pub(crate) fn new(
         config: Config,
         userlist: Userlist,
+        tls: TlsContext,
         config_path: Option<PathBuf>,
         histograms: Option<HistogramFactory>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
+            tls: RwLock::new(Arc::new(tls)),
             pools: PoolRegistry::new(histograms),
             cancels: CancelRegistry::default(),
             client_table: Arc::default(),
@@ -101,10 +106,15 @@ impl Shared {
         by_db
     }
 
-    /// Swaps in a reloaded configuration and auth_file.
-    pub(crate) fn replace_config(&self, config: Config, userlist: Userlist) {
+    /// Swaps in a reloaded configuration, auth_file and TLS material.
+    pub(crate) fn replace_config(&self, config: Config, userlist: Userlist, tls: Arc<TlsContext>) {
         *self.config.write().expect("config lock") = Arc::new(config);
         *self.userlist.write().expect("userlist lock") = Arc::new(userlist);
+        *self.tls.write().expect("tls lock") = tls;
+    }
+
+    pub(crate) fn tls(&self) -> Arc<TlsContext> {
+        self.tls.read().expect("tls lock").clone()
     }
 
     pub(crate) fn config(&self) -> Arc<Config> {

@@ -4,6 +4,7 @@
 //! a swapped configuration snapshot); the relay is never driven from here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::command::{Command, ShutdownMode};
@@ -11,6 +12,7 @@ use super::error::AdminError;
 use crate::config::Config;
 use crate::live::ConnState;
 use crate::state::{load_userlist, Shared, Shutdown};
+use crate::tls::TlsContext;
 
 /// Settings that only a restart can change (listening sockets, log format, identity).
 pub(crate) const RESTART_ONLY: [&str; 7] = [
@@ -168,11 +170,16 @@ pub(crate) fn reload(
         .map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
     let userlist =
         load_userlist(&config).map_err(|e| format!("auth_file: {e}; nothing changed"))?;
+    // Certificate and key files are re-read on every reload (PgBouncer: new file contents are
+    // used for new connections); a file that cannot be used changes nothing.
+    let tls = TlsContext::load(&config.pooler.tls)
+        .map(Arc::new)
+        .map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
     let old = shared.config();
     let notices = restart_notices(&old, &config);
-    shared.replace_config(config.clone(), userlist.clone());
+    shared.replace_config(config.clone(), userlist.clone(), tls.clone());
     let userlist = config.pooler.auth_file.as_ref().map(|_| &userlist);
-    shared.pools.reload(&config, userlist);
+    shared.pools.reload(&config, userlist, &tls.server);
     tracing::info!(path = %path.display(), "configuration reloaded");
     for n in &notices {
         tracing::warn!("{n}");

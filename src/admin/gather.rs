@@ -166,7 +166,7 @@ fn conn_row(c: &ConnInfo, kind: &'static str, remote_pid: u32) -> ConnRow {
         id: c.id,
         link: c.link(),
         remote_pid,
-        tls: String::new(),
+        tls: c.tls.clone(),
         application_name: c
             .application_name
             .lock()

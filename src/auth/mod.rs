@@ -14,15 +14,17 @@ mod userlist;
 use std::path::PathBuf;
 
 pub use md5::{md5_response_from_secret, md5_secret, verify_md5};
-pub use scram_client::{ScramKeys, ScramPassthroughClient};
+pub use scram_client::{Binding, ScramKeys, ScramPassthroughClient};
 pub use scram_common::ct_eq;
 pub use scram_server::ScramServer;
 pub use secret::{ScramSecret, Secret};
 pub use userlist::Userlist;
 
-/// The SASL mechanism name advertised in AuthenticationSASL (PostgreSQL docs, "SASL
-/// Authentication"). The `-PLUS` variant needs TLS channel binding, which we do not offer yet.
+/// The SASL mechanism names advertised in AuthenticationSASL (PostgreSQL docs, "SASL
+/// Authentication"). The `-PLUS` variant binds the exchange to the TLS channel (offered only
+/// over TLS).
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
+pub const SCRAM_SHA_256_PLUS: &str = "SCRAM-SHA-256-PLUS";
 
 /// Everything that can go wrong while authenticating or loading credentials.
 #[derive(Debug, thiserror::Error)]

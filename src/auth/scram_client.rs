@@ -3,13 +3,35 @@
 //! own proof, and the ServerKey from the stored secret. Driven by `server` login with the
 //! payloads of AuthenticationSASLContinue/Final. Only works when Postgres stores the same
 //! secret (salt and iterations) as the one the client proved against; for cleartext passwords
-//! use postgres-protocol's `ScramSha256` instead.
+//! use postgres-protocol's `ScramSha256` instead. Over TLS it binds to the channel
+//! (SCRAM-SHA-256-PLUS, tls-server-end-point) when Postgres offers that.
 
 use super::scram_common::{
     as_text, b64_decode, b64_encode, ct_eq, expect_attr, hmac_sha256, is_printable, sha256,
     split_attr, xor32,
 };
-use super::AuthError;
+use super::{AuthError, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
+
+/// What the client says about channel binding in its gs2-header (RFC 5802 section 7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// 'n': no channel to bind to (plain connection).
+    Unsupported,
+    /// 'y': we could bind, but the server offered no -PLUS mechanism.
+    NotOffered,
+    /// 'p=tls-server-end-point': bind to the server certificate's hash (RFC 5929).
+    TlsServerEndPoint(Vec<u8>),
+}
+
+impl Binding {
+    fn gs2_header(&self) -> &'static str {
+        match self {
+            Binding::Unsupported => "n,,",
+            Binding::NotOffered => "y,,",
+            Binding::TlsServerEndPoint(_) => "p=tls-server-end-point,,",
+        }
+    }
+}
 
 /// The two keys that stand in for a password: ClientKey to build the proof, ServerKey to check
 /// the server's signature (RFC 5802 section 3).
@@ -32,6 +54,7 @@ pub struct ScramPassthroughClient {
     client_nonce: String,
     /// The ServerSignature Postgres must send back, known once server-first has been handled.
     expected_server_signature: Option<[u8; 32]>,
+    binding: Binding,
 }
 
 impl ScramPassthroughClient {
@@ -41,14 +64,28 @@ impl ScramPassthroughClient {
             keys,
             client_nonce: b64_encode(&client_nonce),
             expected_server_signature: None,
+            binding: Binding::Unsupported,
         }
     }
 
-    /// client-first-message for SASLInitialResponse. No channel binding ('n': we do not offer
-    /// it, and Postgres over plain TCP does not either) and an empty user name, which Postgres
-    /// ignores in favour of the StartupMessage's.
+    /// Sets what the gs2-header says about channel binding ('n' unless called).
+    pub fn with_channel_binding(mut self, binding: Binding) -> Self {
+        self.binding = binding;
+        self
+    }
+
+    /// The mechanism to name in SASLInitialResponse.
+    pub fn mechanism(&self) -> &'static str {
+        match self.binding {
+            Binding::TlsServerEndPoint(_) => SCRAM_SHA_256_PLUS,
+            _ => SCRAM_SHA_256,
+        }
+    }
+
+    /// client-first-message for SASLInitialResponse: the gs2-header and an empty user name,
+    /// which Postgres ignores in favour of the StartupMessage's.
     pub fn client_first(&self) -> Vec<u8> {
-        format!("n,,{}", self.client_first_bare()).into_bytes()
+        format!("{}{}", self.binding.gs2_header(), self.client_first_bare()).into_bytes()
     }
 
     fn client_first_bare(&self) -> String {
@@ -88,7 +125,12 @@ impl ScramPassthroughClient {
         }
 
         // Salt and iterations are not needed: our keys already are the PBKDF2 outputs.
-        let without_proof = format!("c=biws,r={nonce}");
+        // c= carries the gs2-header, then the channel-binding data when binding.
+        let mut cbind_input = self.binding.gs2_header().as_bytes().to_vec();
+        if let Binding::TlsServerEndPoint(data) = &self.binding {
+            cbind_input.extend_from_slice(data);
+        }
+        let without_proof = format!("c={},r={nonce}", b64_encode(&cbind_input));
         let bare = self.client_first_bare();
         let auth_message = [bare.as_bytes(), b",", msg, b",", without_proof.as_bytes()];
         let stored_key = sha256(&self.keys.client_key);
@@ -172,6 +214,33 @@ mod tests {
         // A fresh exchange with new nonces: the keys, not a replayed proof, do the work.
         let mut postgres = ScramServer::new(secret, [3; 18]);
         login(keys, &mut postgres).unwrap();
+    }
+
+    #[test]
+    fn channel_bound_pass_through_logs_in_and_a_wrong_binding_does_not() {
+        let secret = ScramSecret::from_password("s3cret", SALT, 64);
+        let keys = keys_from_client_login("s3cret", &secret);
+        let cb = vec![4u8; 48];
+        let login_plus = |data: Vec<u8>| {
+            let mut postgres =
+                ScramServer::new(secret.clone(), [3; 18]).with_channel_binding(cb.clone());
+            let mut client = ScramPassthroughClient::new(keys.clone(), [2; 18])
+                .with_channel_binding(Binding::TlsServerEndPoint(data));
+            postgres.select_mechanism(client.mechanism())?;
+            let server_first = postgres.client_first(&client.client_first())?;
+            let client_final = client.server_first(&server_first)?;
+            let outcome = postgres.client_final(&client_final)?;
+            client.server_final(&outcome.server_final)
+        };
+        login_plus(cb.clone()).unwrap();
+        assert!(matches!(
+            login_plus(vec![5; 48]),
+            Err(AuthError::Malformed(_))
+        ));
+        let y =
+            ScramPassthroughClient::new(keys, [7; 18]).with_channel_binding(Binding::NotOffered);
+        assert_eq!(y.mechanism(), SCRAM_SHA_256);
+        assert!(y.client_first().starts_with(b"y,,n=,r="));
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! The server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it to clients
 //! (PostgreSQL docs, "SCRAM-SHA-256 Authentication"): the user name in client-first-message is
-//! ignored (the StartupMessage's `user` counts), no channel binding yet. Driven by `client` with
-//! the payloads of SASLInitialResponse and SASLResponse. One attempt per instance: any error
-//! ends the exchange, and a dummy instance (unknown user) fails exactly like a wrong password.
+//! ignored (the StartupMessage's `user` counts). Over TLS it also offers SCRAM-SHA-256-PLUS
+//! with `tls-server-end-point` channel binding (RFC 5929). Driven by `client` with the payloads
+//! of SASLInitialResponse and SASLResponse. One attempt per instance: any error ends the
+//! exchange, and a dummy instance (unknown user) fails exactly like a wrong password.
 
 use super::scram_common::{
     as_text, b64_decode, b64_decode_32, b64_encode, ct_eq, expect_attr, hmac_sha256, is_printable,
     sha256, split_attr, xor32,
 };
 use super::secret::ScramSecret;
-use super::AuthError;
+use super::{AuthError, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
 
 /// Iteration count of the fake secrets served for unknown users: PostgreSQL's default
 /// `scram_iterations`, so that they look like most real secrets.
@@ -34,8 +35,9 @@ impl std::fmt::Debug for ScramOutcome {
 enum State {
     AwaitingClientFirst,
     AwaitingClientFinal {
-        /// The gs2-header exactly as the client sent it: client-final's `c=` must echo it.
-        gs2_header: String,
+        /// The gs2-header exactly as the client sent it, followed by the channel-binding data
+        /// when the client bound to the channel: client-final's `c=` must carry exactly this.
+        binding: Vec<u8>,
         client_first_bare: String,
         server_first: String,
         /// Client nonce followed by ours; client-final's `r=` must repeat it.
@@ -51,6 +53,10 @@ pub struct ScramServer {
     server_nonce: String,
     /// Set for unknown users: every step runs as for a real user, and the proof never verifies.
     dummy: bool,
+    /// tls-server-end-point data of our certificate when SCRAM-SHA-256-PLUS is offered.
+    channel_binding: Option<Vec<u8>>,
+    /// The client chose SCRAM-SHA-256-PLUS.
+    plus: bool,
     state: State,
 }
 
@@ -90,8 +96,39 @@ impl ScramServer {
             secret,
             server_nonce,
             dummy,
+            channel_binding: None,
+            plus: false,
             state: State::AwaitingClientFirst,
         }
+    }
+
+    /// Offers SCRAM-SHA-256-PLUS, binding to `cb_data`: the tls-server-end-point hash of the
+    /// certificate this connection's TLS presented (RFC 5929 section 4.1).
+    pub fn with_channel_binding(mut self, cb_data: Vec<u8>) -> ScramServer {
+        self.channel_binding = Some(cb_data);
+        self
+    }
+
+    /// The mechanisms to list in AuthenticationSASL, as PostgreSQL lists them over TLS.
+    pub fn mechanisms(&self) -> &'static [&'static str] {
+        if self.channel_binding.is_some() {
+            &[SCRAM_SHA_256_PLUS, SCRAM_SHA_256]
+        } else {
+            &[SCRAM_SHA_256]
+        }
+    }
+
+    /// Records the mechanism named in SASLInitialResponse; call it before `client_first`
+    /// (SCRAM-SHA-256 is assumed otherwise). A mechanism not offered is refused.
+    pub fn select_mechanism(&mut self, mechanism: &str) -> Result<(), AuthError> {
+        if !self.mechanisms().contains(&mechanism) {
+            self.state = State::Finished;
+            return Err(AuthError::Unsupported(format!(
+                "SASL mechanism \"{mechanism}\""
+            )));
+        }
+        self.plus = mechanism == SCRAM_SHA_256_PLUS;
+        Ok(())
     }
 
     /// Handles client-first-message (the SASLInitialResponse data) and returns
@@ -106,6 +143,7 @@ impl ScramServer {
         self.state = State::Finished;
         let text = as_text(client_first, "client-first-message")?;
         let (gs2_header, bare) = split_gs2_header(text)?;
+        let binding = self.binding_for(gs2_header)?;
         let client_nonce = parse_client_first_bare(bare)?;
         let nonce = format!("{client_nonce}{}", self.server_nonce);
         let server_first = format!(
@@ -115,7 +153,7 @@ impl ScramServer {
         );
         let reply = server_first.clone().into_bytes();
         self.state = State::AwaitingClientFinal {
-            gs2_header: gs2_header.to_owned(),
+            binding,
             client_first_bare: bare.to_owned(),
             server_first,
             nonce,
@@ -123,12 +161,53 @@ impl ScramServer {
         Ok(reply)
     }
 
+    /// What client-final's `c=` must carry for this gs2-header, after checking the header's
+    /// channel-binding flag against what was offered and chosen (RFC 5802 section 6, and
+    /// PostgreSQL's checks in read_client_first_message).
+    fn binding_for(&self, gs2_header: &str) -> Result<Vec<u8>, AuthError> {
+        let mut binding = gs2_header.as_bytes().to_vec();
+        match (gs2_header.as_bytes()[0], &self.channel_binding) {
+            (b'p', None) => Err(AuthError::Unsupported(
+                "channel binding is not supported (no TLS)".into(),
+            )),
+            (b'p', Some(cb_data)) => {
+                if !self.plus {
+                    return Err(AuthError::Malformed(
+                        "the client selected SCRAM-SHA-256 without channel binding, but the \
+                         SCRAM message includes channel binding data"
+                            .into(),
+                    ));
+                }
+                if !gs2_header.starts_with("p=tls-server-end-point,") {
+                    return Err(AuthError::Unsupported(
+                        "channel-binding type (only tls-server-end-point is)".into(),
+                    ));
+                }
+                binding.extend_from_slice(cb_data);
+                Ok(binding)
+            }
+            _ if self.plus => Err(AuthError::Malformed(
+                "the client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not \
+                 include channel binding data"
+                    .into(),
+            )),
+            // 'y': the client could bind but believes we cannot. We offered PLUS, so someone
+            // removed it on the way: a downgrade, which RFC 5802 section 6 says to refuse.
+            (b'y', Some(_)) => Err(AuthError::Malformed(
+                "SCRAM channel binding negotiation error: the client supports channel \
+                 binding but thinks the server does not, and this server does"
+                    .into(),
+            )),
+            _ => Ok(binding),
+        }
+    }
+
     /// Handles client-final-message (the SASLResponse data): checks the channel-binding echo,
     /// the nonce and the proof. On success, returns server-final-message for
     /// AuthenticationSASLFinal and the recovered ClientKey.
     pub fn client_final(&mut self, client_final: &[u8]) -> Result<ScramOutcome, AuthError> {
         let State::AwaitingClientFinal {
-            gs2_header,
+            binding: expected_binding,
             client_first_bare,
             server_first,
             nonce,
@@ -147,7 +226,7 @@ impl ScramServer {
         let proof = expect_attr(Some(proof), b'p', "proof")?;
         let mut parts = without_proof.split(',');
         let binding = expect_attr(parts.next(), b'c', "channel binding")?;
-        if b64_decode(binding).as_deref() != Some(gs2_header.as_bytes()) {
+        if !b64_decode(binding).is_some_and(|b| ct_eq(&b, &expected_binding)) {
             return Err(AuthError::Malformed("channel binding check failed".into()));
         }
         if expect_attr(parts.next(), b'r', "nonce")? != nonce {
@@ -187,16 +266,8 @@ fn split_gs2_header(text: &str) -> Result<(&str, &str), AuthError> {
     else {
         return Err(AuthError::Malformed("missing GS2 header".into()));
     };
-    match flag {
-        // 'y' (client could bind but thinks we cannot) is fine while we advertise no
-        // SCRAM-SHA-256-PLUS; once TLS lands and we do, 'y' must be refused (RFC 5802 sec. 6).
-        "n" | "y" => {}
-        f if f.starts_with("p=") => {
-            return Err(AuthError::Unsupported(
-                "channel binding is not supported (no TLS)".into(),
-            ))
-        }
-        _ => return Err(AuthError::Malformed("invalid channel binding flag".into())),
+    if !(flag == "n" || flag == "y" || flag.starts_with("p=")) {
+        return Err(AuthError::Malformed("invalid channel binding flag".into()));
     }
     if authzid.starts_with("a=") {
         // PostgreSQL refuses an authorization identity too: the role comes from the startup packet.
@@ -361,6 +432,61 @@ mod tests {
         let client = ScramSha256::new(b"pw", ChannelBinding::tls_server_end_point(vec![1; 32]));
         let err = server.client_first(client.message()).unwrap_err();
         assert!(matches!(err, AuthError::Unsupported(ref m) if m.contains("channel binding")));
+    }
+
+    #[test]
+    fn scram_sha_256_plus_binds_to_the_tls_certificate() {
+        let cb = vec![9u8; 32];
+        let plus = |server: ScramServer| {
+            let mut server = server;
+            server.select_mechanism(SCRAM_SHA_256_PLUS).map(|_| server)
+        };
+        // A PLUS login with the right channel-binding data succeeds.
+        let mut server =
+            plus(ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone())).unwrap();
+        assert_eq!(server.mechanisms(), [SCRAM_SHA_256_PLUS, SCRAM_SHA_256]);
+        exchange(
+            &mut server,
+            "pw",
+            ChannelBinding::tls_server_end_point(cb.clone()),
+        )
+        .unwrap();
+        // Another certificate's hash (a man in the middle) fails the binding check.
+        let mut server =
+            plus(ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone())).unwrap();
+        let err = exchange(
+            &mut server,
+            "pw",
+            ChannelBinding::tls_server_end_point(vec![8; 32]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, AuthError::Malformed(ref m) if m.contains("channel binding check")),
+            "{err:?}"
+        );
+        // 'y' while PLUS was offered: a downgrade, refused (RFC 5802 section 6).
+        let mut server = ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone());
+        let err = exchange(&mut server, "pw", ChannelBinding::unrequested()).unwrap_err();
+        assert!(
+            matches!(err, AuthError::Malformed(ref m) if m.contains("negotiation")),
+            "{err:?}"
+        );
+        // 'n' with plain SCRAM-SHA-256 is still fine over TLS.
+        let mut server = ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone());
+        exchange(&mut server, "pw", ChannelBinding::unsupported()).unwrap();
+        // The flag must agree with the mechanism both ways.
+        let mut server =
+            plus(ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone())).unwrap();
+        assert!(exchange(&mut server, "pw", ChannelBinding::unsupported()).is_err());
+        let mut server = ScramServer::new(secret("pw"), NONCE).with_channel_binding(cb.clone());
+        let err =
+            exchange(&mut server, "pw", ChannelBinding::tls_server_end_point(cb)).unwrap_err();
+        assert!(
+            matches!(err, AuthError::Malformed(ref m) if m.contains("without channel binding"))
+        );
+        // PLUS cannot be chosen where it was not offered (no TLS).
+        let err = plus(ScramServer::new(secret("pw"), NONCE)).err().unwrap();
+        assert!(matches!(err, AuthError::Unsupported(_)), "{err:?}");
     }
 
     #[test]

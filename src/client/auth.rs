@@ -1,7 +1,8 @@
 //! Authenticating a client as PostgreSQL would: trust, plain (cleartext), md5 and
-//! SCRAM-SHA-256 against auth_file secrets. Unknown users go through the same exchange as
-//! known ones and fail with the same 28P01 message, so user names cannot be probed. PBKDF2
-//! runs on the blocking pool so one login never stalls other clients' I/O.
+//! SCRAM-SHA-256 (-PLUS over TLS) against auth_file secrets, or a TLS client certificate
+//! (`cert`). Unknown users go through the same exchange as known ones and fail with the same
+//! 28P01 message, so user names cannot be probed. PBKDF2 runs on the blocking pool so one
+//! login never stalls other clients' I/O.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,13 +11,13 @@ use tokio_util::codec::Decoder;
 use super::ClientError;
 use crate::auth::{
     ct_eq, md5_secret, verify_md5, ScramKeys, ScramSecret, ScramServer, Secret, Userlist,
-    SCRAM_SHA_256,
 };
 use crate::config::AuthType;
 use crate::net::BoxStream;
 use crate::protocol::backend;
 use crate::protocol::codec::{Frame, FrameCodec};
 use crate::protocol::frontend::{password_message, sasl_initial_response, PASSWORD_MESSAGE_TAG};
+use crate::tls::TlsPeer;
 
 /// Iterations when a plain-text secret must be turned into a SCRAM one (PostgreSQL's default).
 const SCRAM_ITERATIONS: u32 = 4096;
@@ -37,6 +38,8 @@ pub(crate) struct Login<'a> {
     pub(crate) user: &'a str,
     /// Per-process random key that makes fake SCRAM salts for unknown users unguessable.
     pub(crate) mock_key: &'a [u8],
+    /// The connection's TLS, if any: client certificate and channel-binding data.
+    pub(crate) tls: Option<&'a TlsPeer>,
 }
 
 impl Login<'_> {
@@ -60,6 +63,27 @@ impl Login<'_> {
                 other => self.md5(other).await,
             },
             AuthType::ScramSha256 => self.scram(secret).await,
+            AuthType::Cert => self.cert(),
+        }
+    }
+
+    /// PostgreSQL's `cert` method (docs, "Certificate Authentication"): the verified client
+    /// certificate's CommonName must be the user name; no password is asked.
+    fn cert(&self) -> Result<Authenticated, ClientError> {
+        let cn = self.tls.and_then(|t| t.common_name.as_deref());
+        match cn {
+            Some(cn) if cn == self.user => Ok(Authenticated::default()),
+            _ => Err(ClientError::Rejected {
+                code: "28000".into(),
+                message: format!(
+                    "certificate authentication failed for user \"{}\"{}",
+                    self.user,
+                    match cn {
+                        Some(_) => "",
+                        None => " (connect over TLS with a client certificate whose CN is the user name)",
+                    }
+                ),
+            }),
         }
     }
 
@@ -132,13 +156,18 @@ impl Login<'_> {
                 None,
             ),
         };
+        if let Some(cb_data) = self.tls.and_then(|t| t.end_point.clone()) {
+            // PostgreSQL offers SCRAM-SHA-256-PLUS on every TLS connection whose certificate
+            // has a defined tls-server-end-point (docs, "SASL Authentication").
+            server = server.with_channel_binding(cb_data);
+        }
         let mut out = BytesMut::new();
-        backend::authentication_sasl(&mut out, &[SCRAM_SHA_256]);
+        backend::authentication_sasl(&mut out, server.mechanisms());
         self.stream.write_all(&out).await?;
 
         let frame = self.read_password_frame().await?;
         let initial = sasl_initial_response(&frame.body)?;
-        if initial.mechanism != SCRAM_SHA_256 {
+        if server.select_mechanism(initial.mechanism).is_err() {
             return Err(ClientError::Protocol(format!(
                 "unsupported SASL mechanism \"{}\"",
                 initial.mechanism

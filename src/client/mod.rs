@@ -5,6 +5,7 @@
 
 mod attach;
 mod auth;
+mod cancel;
 mod session;
 mod startup;
 mod transaction;
@@ -25,8 +26,9 @@ use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
 use crate::prepared::ClientStatements;
 use crate::protocol::startup::{database, protocol_options, user};
 use crate::protocol::{backend, ProtocolError};
-use crate::server::{send_cancel, Credential, ServerError};
+use crate::server::{Credential, ServerError};
 use crate::state::Shared;
+use crate::tls::TlsPeer;
 use startup::Opening;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub(crate) enum ClientError {
     NoDatabase(String),
     #[error("timeout during login (client_login_timeout)")]
     LoginTimeout,
+    /// A TLS failure: nothing can be told to the client in a form it could read.
+    #[error("{0}")]
+    Tls(String),
     #[error("pgsluice is shutting down")]
     ShuttingDown,
     #[error("terminated by the administrator (KILL)")]
@@ -69,7 +74,7 @@ impl ClientError {
     fn sqlstate(&self) -> &str {
         match self {
             ClientError::Io(_) | ClientError::Gone => "08006",
-            ClientError::Protocol(_) | ClientError::LoginTimeout => "08P01",
+            ClientError::Protocol(_) | ClientError::LoginTimeout | ClientError::Tls(_) => "08P01",
             ClientError::Startup(e) => e.sqlstate(),
             ClientError::AuthFailed { .. } => "28P01",
             ClientError::NoDatabase(_) => "3D000",
@@ -87,7 +92,10 @@ impl ClientError {
 
     /// Whether the client can still be told why.
     fn reaches_client(&self) -> bool {
-        !matches!(self, ClientError::Io(_) | ClientError::Gone)
+        !matches!(
+            self,
+            ClientError::Io(_) | ClientError::Gone | ClientError::Tls(_)
+        )
     }
 }
 
@@ -123,18 +131,32 @@ async fn handle(
 ) -> Result<(), ClientError> {
     let config = shared.config();
     let p = &config.pooler;
+    let tls = shared.tls();
     let mut buf = BytesMut::new();
+    let arrival = startup::Arrival {
+        tls: &tls.client,
+        unix: peer == "unix",
+    };
+    // The TLS handshake is part of the login, bounded by client_login_timeout like the rest.
     let login = async {
-        match startup::read_opening(stream, &mut buf).await? {
-            Opening::Cancel {
-                process_id,
-                secret_key,
-            } => {
-                forward_cancel(shared, process_id, secret_key).await;
+        match startup::read_opening(stream, &mut buf, &arrival).await? {
+            (
+                Opening::Cancel {
+                    process_id,
+                    secret_key,
+                },
+                _,
+            ) => {
+                cancel::forward_cancel(shared, process_id, secret_key).await;
                 Ok(None)
             }
-            Opening::Startup { minor, params } => {
-                log_in(shared, stream, &mut buf, minor, params, peer, id)
+            (Opening::Startup { minor, params }, tls_peer) => {
+                let opened = Opened {
+                    minor,
+                    params,
+                    tls: tls_peer,
+                };
+                log_in(shared, stream, &mut buf, opened, peer, id)
                     .await
                     .map(Some)
             }
@@ -236,15 +258,22 @@ struct LoggedIn {
     cancel_key: (u32, u32),
 }
 
+/// A StartupMessage and the TLS it arrived over.
+struct Opened {
+    minor: u16,
+    params: Vec<(String, String)>,
+    tls: Option<TlsPeer>,
+}
+
 async fn log_in(
     shared: &Shared,
     stream: &mut BoxStream,
     buf: &mut BytesMut,
-    minor: u16,
-    params: Vec<(String, String)>,
+    opened: Opened,
     peer: &str,
     id: u64,
 ) -> Result<Login, ClientError> {
+    let Opened { minor, params, tls } = opened;
     let config = shared.config();
     let p = &config.pooler;
     let user = user(&params).unwrap_or_default().to_string();
@@ -267,6 +296,7 @@ async fn log_in(
         buf,
         user: &user,
         mock_key: &shared.mock_key,
+        tls: tls.as_ref(),
     }
     .authenticate(p.auth_type, userlist.as_deref())
     .await?;
@@ -282,8 +312,9 @@ async fn log_in(
     }
     let client_slot = shared.pools.admit_client(&config, &database, &user)?;
     let key = PoolKey::for_client(&config, &database, &user);
+    let tls_server = shared.tls().server.clone();
     let pool = shared.pools.get_or_create(&key, || {
-        PoolSettings::resolve(&config, &key, db, userlist.as_deref())
+        PoolSettings::resolve(&config, &key, db, userlist.as_deref(), &tls_server)
     });
     if let Some(keys) = authenticated.scram_keys {
         // Only the client's own login may learn its keys, never a forced user's pool.
@@ -295,13 +326,17 @@ async fn log_in(
     let mut out = BytesMut::new();
     backend::authentication_ok(&mut out);
     stream.write_all(&out).await?;
+    let tls_text = tls.map(|t| t.description).unwrap_or_default();
     if p.log_connections {
-        tracing::info!(client = id, %peer, %user, %database, "client logged in");
+        tracing::info!(client = id, %peer, %user, %database, tls = %tls_text, "client logged in");
     }
-    let registration =
-        shared
-            .client_table
-            .register(id, &user, &database, endpoints(peer), ConnState::Idle);
+    let ends = Endpoints {
+        tls: tls_text,
+        ..endpoints(peer)
+    };
+    let registration = shared
+        .client_table
+        .register(id, &user, &database, ends, ConnState::Idle);
     if let Some((_, name)) = params.iter().find(|(k, _)| k == "application_name") {
         *registration
             .info()
@@ -346,26 +381,6 @@ fn session_params(
         }
     }
     Ok(out)
-}
-
-/// Forwards a CancelRequest when both halves of the key match a live client; anything else
-/// is dropped silently, as PostgreSQL does.
-async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
-    let Some(target) = shared.cancels.lookup(pid, secret) else {
-        return;
-    };
-    let limit = shared.config().pooler.cancel_wait_timeout;
-    let send = send_cancel(&target.address, target.pid, target.secret);
-    let result = if limit.is_zero() {
-        send.await
-    } else {
-        tokio::time::timeout(limit, send)
-            .await
-            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-    };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not forward cancel request (cancel_wait_timeout)");
-    }
 }
 
 /// The peer's address and port from its display form ("1.2.3.4:5", "[::1]:5", "unix").

@@ -1,4 +1,4 @@
-//! The keyword-valued settings: pool_mode, auth_type and log_format.
+//! The keyword-valued settings: pool_mode, auth_type, log_format and the TLS sslmodes.
 //! Spelled exactly as in PgBouncer's documentation so existing configs keep working; parsed by
 //! the section reader and displayed back (SHOW CONFIG, logs) in the same spelling.
 
@@ -27,6 +27,28 @@ pub enum AuthType {
     Md5,
     /// SCRAM-SHA-256 (RFC 7677), the PostgreSQL default since version 14.
     ScramSha256,
+    /// A TLS client certificate whose CommonName equals the user name (PgBouncer "cert").
+    Cert,
+}
+
+/// How hard to insist on TLS (PgBouncer client_tls_sslmode / server_tls_sslmode, libpq's
+/// sslmode words). Ordered from weakest to strictest, so `mode >= SslMode::Require` reads as
+/// "TLS is mandatory".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SslMode {
+    /// No TLS: clients asking for it get 'N'; servers are not asked.
+    Disable,
+    /// Clients: TLS when they ask for it. Servers: plain (as PgBouncer, no fallback to TLS).
+    Allow,
+    /// Clients: as allow. Servers: TLS when Postgres offers it, unverified, else plain.
+    Prefer,
+    /// TLS mandatory, certificate not verified (client certificates are checked against
+    /// client_tls_ca_file when one is presented and that file is set).
+    Require,
+    /// TLS mandatory and the peer's certificate must chain to the configured CA.
+    VerifyCa,
+    /// As verify-ca; towards servers the host name must also match the certificate.
+    VerifyFull,
 }
 
 /// Output format of log lines.
@@ -78,6 +100,18 @@ impl Keywords for AuthType {
         ("plain", AuthType::Plain),
         ("md5", AuthType::Md5),
         ("scram-sha-256", AuthType::ScramSha256),
+        ("cert", AuthType::Cert),
+    ];
+}
+
+impl Keywords for SslMode {
+    const ALL: &'static [(&'static str, Self)] = &[
+        ("disable", SslMode::Disable),
+        ("allow", SslMode::Allow),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
     ];
 }
 
@@ -104,12 +138,12 @@ macro_rules! keyword_traits {
     )*};
 }
 
-keyword_traits!(PoolMode, AuthType, LogFormat);
+keyword_traits!(PoolMode, AuthType, LogFormat, SslMode);
 
 impl AuthType {
     /// Whether clients must present a password, and so an auth_file is needed.
     pub fn needs_password(self) -> bool {
-        self != AuthType::Trust
+        !matches!(self, AuthType::Trust | AuthType::Cert)
     }
 }
 
@@ -131,12 +165,16 @@ mod tests {
             AuthType::Plain,
             AuthType::Md5,
             AuthType::ScramSha256,
+            AuthType::Cert,
         ] {
             assert_eq!(auth.to_string().parse::<AuthType>(), Ok(auth));
         }
         assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
         assert_eq!(AuthType::ScramSha256.to_string(), "scram-sha-256");
         assert_eq!(PoolMode::Transaction.to_string(), "transaction");
+        assert_eq!("verify-full".parse::<SslMode>(), Ok(SslMode::VerifyFull));
+        assert_eq!(SslMode::VerifyCa.to_string(), "verify-ca");
+        assert!(SslMode::Prefer < SslMode::Require && SslMode::Require < SslMode::VerifyCa);
     }
 
     #[test]
@@ -153,6 +191,7 @@ mod tests {
     #[test]
     fn only_trust_skips_passwords() {
         assert!(!AuthType::Trust.needs_password());
+        assert!(!AuthType::Cert.needs_password());
         assert!(AuthType::Md5.needs_password());
     }
 }

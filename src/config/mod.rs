@@ -12,6 +12,7 @@ mod pooler;
 mod reader;
 mod show;
 mod suggest;
+mod tls;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -21,9 +22,10 @@ use std::time::Duration;
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigErrors, ConfigProblem};
-pub use kinds::{AuthType, LogFormat, PoolMode};
+pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
 pub use show::SettingRow;
+pub use tls::{TlsProtocols, TlsSettings, TLS_KEYS};
 
 /// The name of the fallback [databases."*"] entry, used for any database not listed.
 pub const FALLBACK_DATABASE: &str = "*";

@@ -11,6 +11,7 @@ use toml::Table;
 use super::error::ConfigProblem;
 use super::kinds::{AuthType, LogFormat, PoolMode};
 use super::reader::{self as r, Section};
+use super::tls::TlsSettings;
 
 /// Every key [pooler] accepts, in the order pooler.toml.example documents them.
 #[rustfmt::skip]
@@ -30,6 +31,11 @@ pub const POOLER_KEYS: &[&str] = &[
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
     "stats_period", "metrics_addr",
+    // The TLS keys (tls.rs) come last, as in pooler.toml.example.
+    "client_tls_sslmode", "client_tls_cert_file", "client_tls_key_file", "client_tls_ca_file",
+    "client_tls_protocols",
+    "server_tls_sslmode", "server_tls_ca_file", "server_tls_cert_file", "server_tls_key_file",
+    "server_tls_protocols",
 ];
 
 /// PostgreSQL's message length is an Int32 that counts itself (protocol docs, 55.7
@@ -146,6 +152,8 @@ pub struct PoolerSettings {
     pub stats_period: Duration,
     /// `ip:port` serving Prometheus metrics; "" = off.
     pub metrics_addr: String,
+    /// client_tls_* and server_tls_* (see tls.rs).
+    pub tls: TlsSettings,
 }
 
 impl Default for PoolerSettings {
@@ -206,6 +214,7 @@ impl Default for PoolerSettings {
             log_pooler_errors: true,
             stats_period: secs(60),
             metrics_addr: String::new(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -220,6 +229,7 @@ impl PoolerSettings {
         s.read_durations(&mut sec);
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
+        s.tls.read(&mut sec, base_dir);
         s
     }
 

@@ -114,6 +114,9 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("stats_period", dur(p.stats_period)),
         ("metrics_addr", p.metrics_addr.clone()),
     ]
+    .into_iter()
+    .chain(p.tls.show_values())
+    .collect()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub fn validate(config: &Config, problems: &mut Vec<ConfigProblem>) {
 
 fn check_pooler(config: &Config, problems: &mut Vec<ConfigProblem>) {
     let p = &config.pooler;
+    p.tls.check(p.auth_type, problems);
     let mut problem = |key: &str, message: String| {
         problems.push(ConfigProblem::new(format!("pooler.{key}"), message));
     };

@@ -16,6 +16,9 @@ pub(crate) const MAX_DB_CONNECTIONS: &str = "pgsluice_max_db_connections";
 pub(crate) const MAX_CLIENT_CONN: &str = "pgsluice_max_client_conn";
 /// All client connections of the process, logged in or not.
 pub(crate) const CLIENT_CONNECTIONS: &str = "pgsluice_client_connections";
+/// Logged-in pool clients (as SHOW CLIENTS lists them), and open servers, that use TLS.
+pub(crate) const TLS_CLIENT_CONNECTIONS: &str = "pgsluice_tls_client_connections";
+pub(crate) const TLS_SERVER_CONNECTIONS: &str = "pgsluice_tls_server_connections";
 /// Traffic per pool.
 pub(crate) const TRANSACTIONS: &str = "pgsluice_transactions_total";
 pub(crate) const QUERIES: &str = "pgsluice_queries_total";

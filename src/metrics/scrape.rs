@@ -93,6 +93,12 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
         &Vec::new(),
         shared.clients.load(Ordering::Relaxed) as f64,
     );
+    // Which connections use TLS: counts, not a label, so series stay few.
+    let tls_count = |conns: &[std::sync::Arc<crate::live::ConnInfo>]| {
+        conns.iter().filter(|c| !c.tls.is_empty()).count() as f64
+    };
+    e.gauge(n::TLS_CLIENT_CONNECTIONS, &Vec::new(), tls_count(&clients));
+    e.gauge(n::TLS_SERVER_CONNECTIONS, &Vec::new(), tls_count(&servers));
     process_counters(shared, e);
 }
 

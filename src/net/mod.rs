@@ -1,9 +1,11 @@
 //! Byte streams to and from peers: TCP or Unix-domain sockets behind one boxed type, so the
-//! relay and the login code do not care which (TLS will wrap the same type).
+//! relay and the login code do not care which (a TLS stream is boxed the same way).
 //! Sockets get TCP_NODELAY (whole messages are written in batches, so Nagle only adds delay)
 //! and, when asked, keepalive so dead peers are noticed.
 
+pub(crate) mod prefixed;
 pub(crate) mod pump;
+pub(crate) mod write_through;
 
 use std::fmt;
 use std::io;

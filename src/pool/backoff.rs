@@ -50,7 +50,8 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
                 || code.starts_with("53")
                 || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
         }
-        ServerError::Protocol(_) | ServerError::Auth(_) => false,
+        // A refused or failed TLS negotiation is a configuration matter, not a blip.
+        ServerError::Protocol(_) | ServerError::Auth(_) | ServerError::Tls(_) => false,
     }
 }
 

@@ -83,6 +83,7 @@ impl Pool {
             keepalive: s.keepalive,
             read_size: s.read_size,
             max_prepared_statements: s.max_prepared_statements,
+            tls: &s.tls,
         })
         .await?;
         if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {
@@ -91,13 +92,14 @@ impl Pool {
                 return Err(ServerError::Rejected { code, message });
             }
         }
-        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, "server connection opened");
+        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, tls = %conn.tls, "server connection opened");
         let (addr, port) = s.address.host_port();
         let ends = Endpoints {
             addr,
             port,
             local_addr: conn.local.map(|l| l.ip().to_string()).unwrap_or_default(),
             local_port: conn.local.map_or(0, |l| l.port()),
+            tls: conn.tls.clone(),
         };
         let reg = self.servers.register(
             id,

@@ -5,12 +5,14 @@
 //! holding a lock: the pass itself is synchronous and only spawns the connects.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::server_pool::finish;
 use super::{PoolKey, PoolRegistry, PoolSettings};
 use crate::auth::Userlist;
 use crate::config::{Config, FALLBACK_DATABASE};
+use crate::tls::ServerTls;
 
 /// How often the maintenance task runs (PgBouncer's janitor runs a few times a second; one
 /// second is plenty for timeouts counted in seconds).
@@ -18,8 +20,13 @@ pub(crate) const MAINTENANCE_PERIOD: Duration = Duration::from_secs(1);
 
 impl PoolRegistry {
     /// One upkeep pass. Must run inside a tokio runtime (it spawns the warm-up connects).
-    pub(crate) fn maintain(&self, config: &Config, userlist: Option<&Userlist>) {
-        self.create_forced_pools(config, userlist);
+    pub(crate) fn maintain(
+        &self,
+        config: &Config,
+        userlist: Option<&Userlist>,
+        tls: &Arc<ServerTls>,
+    ) {
+        self.create_forced_pools(config, userlist, tls);
         let pools = self.all();
         let with_clients: HashSet<usize> = {
             let counts = self.clients.lock().expect("client counts lock");
@@ -46,7 +53,12 @@ impl PoolRegistry {
 
     /// A forced-user database with min_pool_size has its pool from the start, keyed as
     /// `PoolKey::for_client` keys its clients.
-    fn create_forced_pools(&self, config: &Config, userlist: Option<&Userlist>) {
+    fn create_forced_pools(
+        &self,
+        config: &Config,
+        userlist: Option<&Userlist>,
+        tls: &Arc<ServerTls>,
+    ) {
         for (name, db) in &config.databases {
             let Some(user) = &db.user else { continue };
             if name == FALLBACK_DATABASE || config.min_pool_size_for(name) == 0 {
@@ -56,7 +68,9 @@ impl PoolRegistry {
                 database: name.clone(),
                 user: user.clone(),
             };
-            self.get_or_create(&key, || PoolSettings::resolve(config, &key, db, userlist));
+            self.get_or_create(&key, || {
+                PoolSettings::resolve(config, &key, db, userlist, tls)
+            });
         }
     }
 }

@@ -33,6 +33,7 @@ use crate::auth::Userlist;
 use crate::config::Config;
 use crate::live::{ConnTable, HistogramFactory, TrafficStats};
 use crate::server::ServerError;
+use crate::tls::ServerTls;
 use clients::ClientCounts;
 use server_pool::SharedLedger;
 
@@ -198,11 +199,15 @@ impl PoolRegistry {
 
     /// Re-resolves every pool's settings from a new configuration (reload). Pools whose
     /// database is gone keep their settings until their clients leave.
-    #[allow(dead_code, reason = "called on RELOAD/SIGHUP once live reload exists")]
-    pub(crate) fn reload(&self, config: &Config, userlist: Option<&Userlist>) {
+    pub(crate) fn reload(
+        &self,
+        config: &Config,
+        userlist: Option<&Userlist>,
+        tls: &Arc<ServerTls>,
+    ) {
         for pool in self.all() {
             if let Some(db) = config.database(&pool.key.database) {
-                pool.update_settings(PoolSettings::resolve(config, &pool.key, db, userlist));
+                pool.update_settings(PoolSettings::resolve(config, &pool.key, db, userlist, tls));
             }
         }
     }

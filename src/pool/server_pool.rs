@@ -80,12 +80,14 @@ impl Pool {
             let moved = s.address != new.address
                 || s.server_user != new.server_user
                 || s.server_database != new.server_database
-                || !s.credential.same_as(&new.credential);
+                || !s.credential.same_as(&new.credential)
+                // PgBouncer: "Changing any TLS settings will trigger a RECONNECT".
+                || !s.tls.same_as(&new.tls);
             *s = Arc::new(new.clone());
             moved
         };
         if moved {
-            // New address or login: servers are replaced as they are released.
+            // New address, login or TLS: servers are replaced as they are released.
             self.reconnect();
         }
         let closing = self

@@ -2,7 +2,9 @@
 //! they use, how many there may be and for how long. Resolved when the pool is created (and
 //! again on reload): the database's forced user/password if set (as PgBouncer), else the
 //! client's own user with its auth_file secret. Limits use PgBouncer's names and precedence.
+//! The server-side TLS in force rides along, so a reload that changes it replaces servers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::ledger::Limits;
@@ -11,6 +13,7 @@ use crate::auth::{Secret, Userlist};
 use crate::config::{Config, DatabaseSettings};
 use crate::net::Address;
 use crate::server::Credential;
+use crate::tls::ServerTls;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PoolSettings {
@@ -43,6 +46,8 @@ pub(crate) struct PoolSettings {
     pub(crate) server_check_delay: Duration,
     pub(crate) server_check_query: String,
     pub(crate) server_login_retry: Duration,
+    /// server_tls_* as loaded at the last (re)load.
+    pub(crate) tls: Arc<ServerTls>,
 }
 
 impl PoolSettings {
@@ -51,6 +56,7 @@ impl PoolSettings {
         key: &PoolKey,
         db: &DatabaseSettings,
         userlist: Option<&Userlist>,
+        tls: &Arc<ServerTls>,
     ) -> PoolSettings {
         let p = &config.pooler;
         let server_user = server_user_for(db, key);
@@ -84,6 +90,7 @@ impl PoolSettings {
             server_check_delay: p.server_check_delay,
             server_check_query: p.server_check_query.clone(),
             server_login_retry: p.server_login_retry,
+            tls: tls.clone(),
         }
     }
 

@@ -1,7 +1,9 @@
-//! Opening a server connection: connect, StartupMessage, authenticate as the client side
-//! (trust, cleartext, md5, SCRAM-SHA-256 with a password via postgres-protocol, or SCRAM
-//! pass-through with keys recovered from the client's own SCRAM login), then collect
-//! ParameterStatus and BackendKeyData until ReadyForQuery. Bounded by server_connect_timeout.
+//! Opening a server connection: connect, TLS per server_tls_sslmode (`encrypt`),
+//! StartupMessage, authenticate as the client side (trust, cleartext, md5, SCRAM-SHA-256 with
+//! a password via postgres-protocol, or SCRAM pass-through with keys recovered from the
+//! client's own SCRAM login; -PLUS with channel binding when Postgres offers it over TLS), then
+//! collect ParameterStatus and BackendKeyData until ReadyForQuery. Bounded by
+//! server_connect_timeout.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,16 +11,19 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{
+    ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS,
+};
 use postgres_protocol::message::backend::Message;
 use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{ServerConn, ServerError};
-use crate::auth::{md5_response_from_secret, ScramKeys, ScramPassthroughClient};
+use crate::auth::{md5_response_from_secret, Binding, ScramKeys, ScramPassthroughClient};
 use crate::net::pump::Pump;
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
+use crate::tls::{ServerTls, ServerTlsInfo};
 
 /// What we can prove to Postgres.
 #[derive(Clone)]
@@ -68,6 +73,8 @@ pub(crate) struct LoginRequest<'a> {
     pub(crate) keepalive: bool,
     pub(crate) read_size: usize,
     pub(crate) max_prepared_statements: usize,
+    /// server_tls_* in force for this pool.
+    pub(crate) tls: &'a ServerTls,
 }
 
 /// Connects and logs in, within `connect_timeout`.
@@ -79,7 +86,7 @@ pub(crate) async fn login(req: LoginRequest<'_>) -> Result<ServerConn, ServerErr
 }
 
 async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> {
-    let (mut stream, local) = req
+    let (stream, local) = req
         .address
         .connect_with_local(req.keepalive)
         .await
@@ -87,6 +94,7 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
             address: req.address.to_string(),
             source,
         })?;
+    let (mut stream, tls) = super::encrypt::negotiate(stream, req.address, req.tls).await?;
     let mut out = BytesMut::new();
     frontend::startup_message([("user", req.user), ("database", req.database)], &mut out)?;
     stream.write_all(&out).await?;
@@ -118,17 +126,15 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
             }
             Message::AuthenticationSasl(body) => {
                 let mut mechanisms = body.mechanisms();
-                let mut offered = false;
+                let (mut plain, mut plus) = (false, false);
                 while let Some(m) = mechanisms.next()? {
-                    offered |= m == SCRAM_SHA_256;
+                    plain |= m == SCRAM_SHA_256;
+                    plus |= m == SCRAM_SHA_256_PLUS;
                 }
-                if !offered {
-                    return Err(ServerError::Auth(
-                        "server offers no supported SASL mechanism".into(),
-                    ));
-                }
-                let (state, first) = Sasl::start(req)?;
-                frontend::sasl_initial_response(SCRAM_SHA_256, &first, &mut out)?;
+                let binding = choose_binding(tls.as_ref(), plain, plus)?;
+                let (state, mechanism, first) = Sasl::start(req, binding)?;
+                tracing::debug!(server = req.id, %mechanism, "server SASL login");
+                frontend::sasl_initial_response(mechanism, &first, &mut out)?;
                 sasl = Some(state);
             }
             Message::AuthenticationSaslContinue(body) => {
@@ -172,6 +178,7 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         backend_pid: key.0,
         backend_secret: key.1,
         address: req.address.clone(),
+        tls: tls.map(|t| t.description).unwrap_or_default(),
         connected_at: now,
         last_used: now,
     })
@@ -195,18 +202,49 @@ enum Sasl {
     Keys(ScramPassthroughClient),
 }
 
+/// Which SCRAM flavour to use, as libpq chooses: SCRAM-SHA-256-PLUS when Postgres offers it
+/// over TLS and its certificate has a defined tls-server-end-point; 'y' when we could bind but
+/// Postgres offered no -PLUS (it can then detect a downgrade); 'n' without TLS.
+fn choose_binding(
+    tls: Option<&ServerTlsInfo>,
+    plain: bool,
+    plus: bool,
+) -> Result<Binding, ServerError> {
+    let end_point = tls.and_then(|t| t.end_point.clone());
+    match (end_point, plus) {
+        (Some(data), true) => Ok(Binding::TlsServerEndPoint(data)),
+        _ if !plain => Err(ServerError::Auth(
+            "server offers no supported SASL mechanism".into(),
+        )),
+        (Some(_), false) => Ok(Binding::NotOffered),
+        (None, _) => Ok(Binding::Unsupported),
+    }
+}
+
 impl Sasl {
-    fn start(req: &LoginRequest<'_>) -> Result<(Sasl, Vec<u8>), ServerError> {
+    fn start(
+        req: &LoginRequest<'_>,
+        binding: Binding,
+    ) -> Result<(Sasl, &'static str, Vec<u8>), ServerError> {
         match req.credential {
             Credential::Password(p) => {
-                let s = ScramSha256::new(p.as_bytes(), ChannelBinding::unsupported());
+                let (mechanism, cb) = match binding {
+                    Binding::TlsServerEndPoint(data) => (
+                        SCRAM_SHA_256_PLUS,
+                        ChannelBinding::tls_server_end_point(data),
+                    ),
+                    Binding::NotOffered => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                    Binding::Unsupported => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                };
+                let s = ScramSha256::new(p.as_bytes(), cb);
                 let first = s.message().to_vec();
-                Ok((Sasl::Password(s), first))
+                Ok((Sasl::Password(s), mechanism, first))
             }
             Credential::ScramKeys(keys) => {
-                let c = ScramPassthroughClient::new(keys.clone(), rand::random());
-                let first = c.client_first();
-                Ok((Sasl::Keys(c), first))
+                let c = ScramPassthroughClient::new(keys.clone(), rand::random())
+                    .with_channel_binding(binding);
+                let (first, mechanism) = (c.client_first(), c.mechanism());
+                Ok((Sasl::Keys(c), mechanism, first))
             }
             _ => Err(missing("a password or the client's SCRAM login", req)),
         }

@@ -4,6 +4,7 @@
 //! Callers: the pool (login), the client session (params, reset), cancel forwarding.
 
 mod cancel;
+mod encrypt;
 mod exchange;
 mod login;
 mod reset;
@@ -46,6 +47,8 @@ pub(crate) struct ServerConn {
     pub(crate) backend_pid: u32,
     pub(crate) backend_secret: u32,
     pub(crate) address: Address,
+    /// "TLSv1.3/TLS_AES_256_GCM_SHA384" over TLS, "" in plain text (SHOW SERVERS).
+    pub(crate) tls: String,
     pub(crate) connected_at: Instant,
     pub(crate) last_used: Instant,
 }
@@ -88,6 +91,8 @@ pub(crate) enum ServerError {
     Auth(String),
     #[error("server closed the connection")]
     Closed,
+    #[error("server TLS failed: {0}")]
+    Tls(String),
 }
 
 impl ServerError {

@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md §5 (tests): real server, real clients, assertions on observable outcomes.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod clients;
 pub mod console;
 pub mod pg;
@@ -14,6 +15,7 @@ pub mod pooler;
 pub mod pooler_config;
 pub mod raw;
 pub mod raw_frontend;
+pub mod tls;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

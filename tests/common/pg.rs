@@ -54,6 +54,11 @@ pub struct PgOptions {
     pub max_connections: u32,
     /// Extra `name=value` settings passed as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// Files written into the data directory before the first start (mode 0600, owned by the
+    /// server's user): TLS keys and certificates, named relative to it in `settings`.
+    pub files: Vec<(String, String)>,
+    /// pg_hba.conf lines placed before the harness's own (first match wins).
+    pub hba_first: Vec<String>,
 }
 
 impl Default for PgOptions {
@@ -61,6 +66,8 @@ impl Default for PgOptions {
         Self {
             max_connections: 200,
             settings: Vec::new(),
+            files: Vec::new(),
+            hba_first: Vec::new(),
         }
     }
 }
@@ -68,6 +75,18 @@ impl Default for PgOptions {
 impl PgOptions {
     pub fn setting(mut self, name: &str, value: &str) -> Self {
         self.settings.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// A file for the data directory (e.g. `server.key` for `ssl_key_file=server.key`).
+    pub fn file(mut self, name: &str, contents: &str) -> Self {
+        self.files.push((name.to_owned(), contents.to_owned()));
+        self
+    }
+
+    /// A pg_hba.conf line that takes precedence over the harness's defaults.
+    pub fn hba_first(mut self, line: &str) -> Self {
+        self.hba_first.push(line.to_owned());
         self
     }
 }
@@ -143,9 +162,25 @@ impl PgCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let hba = self.data_dir().join("pg_hba.conf");
-        std::fs::write(&hba, PG_HBA).expect("write pg_hba.conf");
+        let mut text = String::new();
+        for line in &self.opts.hba_first {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str(PG_HBA);
+        std::fs::write(&hba, text).expect("write pg_hba.conf");
         if self.as_postgres {
             chown_to_postgres(&hba);
+        }
+        // Postgres refuses a key readable by others ("has group or world access").
+        for (name, contents) in &self.opts.files {
+            let path = self.data_dir().join(name);
+            std::fs::write(&path, contents).expect("write data directory file");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod data directory file");
+            if self.as_postgres {
+                chown_to_postgres(&path);
+            }
         }
     }
 

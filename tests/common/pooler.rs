@@ -254,13 +254,17 @@ impl Drop for Pooler {
 
 /// Writes both files via rename, so a reload never reads a half-written file.
 fn write_config(dir: &Path, port: u16, cfg: &PoolerConfig) {
-    let files = [
-        (CONFIG_FILE, cfg.render_toml(port, dir)),
-        (USERLIST_FILE, cfg.render_userlist()),
+    let mut files = vec![
+        (CONFIG_FILE.to_owned(), cfg.render_toml(port, dir)),
+        (USERLIST_FILE.to_owned(), cfg.render_userlist()),
     ];
+    // Extra files (certificates, keys) before the config that names them.
+    files.splice(0..0, cfg.files().iter().cloned());
     for (name, text) in files {
         let tmp = dir.join(format!("{name}.tmp"));
         std::fs::write(&tmp, text).expect("write pooler config");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod pooler file");
         std::fs::rename(&tmp, dir.join(name)).expect("rename pooler config");
     }
 }

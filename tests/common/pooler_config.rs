@@ -23,6 +23,8 @@ pub struct PoolerConfig {
     users: Vec<(String, Vec<String>)>,
     userlist: Vec<(String, String)>,
     env: Vec<(String, String)>,
+    /// Extra files written next to pooler.toml (mode 0600): certificates and keys.
+    files: Vec<(String, String)>,
 }
 
 impl PoolerConfig {
@@ -51,7 +53,22 @@ impl PoolerConfig {
                 .map(|(u, p)| (u.to_string(), p.to_string()))
                 .collect(),
             env: Vec::new(),
+            files: Vec::new(),
         }
+    }
+
+    /// A file next to pooler.toml (name relative to it), written before pgsluice starts and
+    /// again by `rewrite_config`; TLS settings name such files relatively.
+    pub fn file(mut self, name: &str, contents: &str) -> Self {
+        match self.files.iter_mut().find(|(n, _)| n == name) {
+            Some((_, c)) => *c = contents.to_owned(),
+            None => self.files.push((name.to_owned(), contents.to_owned())),
+        }
+        self
+    }
+
+    pub fn files(&self) -> &[(String, String)] {
+        &self.files
     }
 
     /// Adds (or replaces, by key) lines in `[pooler]`; `lines` may hold several, one per line.
