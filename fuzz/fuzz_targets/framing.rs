@@ -101,7 +101,7 @@ fn scan_chunked(limit: usize, stream: &[u8], seed: u64) -> (Vec<Vec<u8>>, Option
     let mut scanner = Scanner::new(limit);
     let mut chunks = Chunks(seed.rotate_left(17) | 1);
     // Buffer only some tags whole, as the relay does for the few it inspects.
-    let must_buffer = |tag: u8| tag % 3 == 0;
+    let must_buffer = |tag: u8| tag.is_multiple_of(3);
     let mut buf: Vec<u8> = Vec::new();
     let mut messages: Vec<Vec<u8>> = Vec::new();
     let mut at = 0;

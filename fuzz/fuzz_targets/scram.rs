@@ -98,8 +98,12 @@ fn computed(first: &[u8], extensions: &[u8]) {
     // A mock server for an unknown user refuses even the right proof, like a wrong password.
     let mut mock = ScramServer::new_dummy_keyed(b"mock key", "nobody", SERVER_NONCE);
     if mock.client_first(first.as_bytes()).is_ok() {
-        let refused = mock.client_final(good.as_bytes());
-        assert!(matches!(refused, Err(AuthError::PasswordMismatch)));
+        match mock.client_final(good.as_bytes()) {
+            Ok(_) => panic!("the mock server accepted a proof"),
+            Err(AuthError::PasswordMismatch) => {}
+            // Malformed extensions are refused before the proof is looked at.
+            Err(e) => assert!(!extensions.is_empty(), "mock refused with {e}"),
+        }
     }
 
     proof[usize::from(extensions.len() as u8) % 32] ^= 1 << (extensions.len() % 8);
