@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs every fuzz target one after another for SECONDS each (default 600), at low CPU
-# priority. New inputs go to fuzz/work/<target>/ (git-ignored); the committed seeds in
-# fuzz/corpus/<target>/ are read but never written. Crashes land in fuzz/artifacts/<target>/.
+# priority, in cargo-fuzz's default build: optimised, AddressSanitizer, and debug assertions
+# with overflow checks on (which `-O` would turn off). New inputs go to fuzz/work/<target>/
+# (git-ignored); the committed seeds in fuzz/corpus/<target>/ are read but never written.
+# Crashes land in fuzz/artifacts/<target>/.
 # Usage: fuzz/run-all.sh [SECONDS] [TARGET...]   (see docs/fuzzing.md)
 set -u
 cd "$(dirname "$0")"
@@ -13,7 +15,7 @@ status=0
 for target in $targets; do
     mkdir -p "work/$target"
     echo "=== $target: ${seconds}s, started $(date -u +%FT%TZ)"
-    nice -n 19 cargo fuzz run -O "$target" "work/$target" "corpus/$target" -- \
+    nice -n 19 cargo fuzz run "$target" "work/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 ||
         status=1
     echo "=== $target: finished $(date -u +%FT%TZ), exit $status"
