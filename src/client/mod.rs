@@ -138,7 +138,9 @@ async fn handle(
         unix: peer == "unix",
     };
     // The TLS handshake is part of the login, bounded by client_login_timeout like the rest.
-    let login = async {
+    // Boxed, like every phase but the idle wait: a task's future is as large as its largest
+    // state, and each idle client keeps its future for as long as it stays connected.
+    let login = Box::pin(async {
         match startup::read_opening(stream, &mut buf, &arrival).await? {
             (
                 Opening::Cancel {
@@ -161,7 +163,7 @@ async fn handle(
                     .map(Some)
             }
         }
-    };
+    });
     let login = if p.client_login_timeout.is_zero() {
         login.await
     } else {
@@ -183,7 +185,7 @@ async fn handle(
         None => return Ok(()),
         Some(Login::Console(role)) => {
             let key = shared.cancels.issue(p.peer_id);
-            let result = admin::serve(shared, stream, buf, role, key).await;
+            let result = Box::pin(admin::serve(shared, stream, buf, role, key)).await;
             shared.cancels.forget(key);
             return result.map_err(ClientError::Io);
         }
@@ -191,6 +193,7 @@ async fn handle(
     };
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
+    drop(buf);
     let attached = attach::Attached {
         shared,
         stream,
@@ -211,7 +214,7 @@ async fn handle(
         ),
     };
     let result = match logged_in.mode {
-        PoolMode::Session => session::run(attached).await,
+        PoolMode::Session => Box::pin(session::run(attached)).await,
         PoolMode::Transaction => transaction::run(attached, false).await,
         PoolMode::Statement => transaction::run(attached, true).await,
     };
