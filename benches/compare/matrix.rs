@@ -156,12 +156,18 @@ fn run_cell(bench: &Bench, opts: &Options, spec: &Spec) -> Cell {
             let endpoint = bench.endpoint(*target).expect("filtered above");
             let run = pgbench::run(&endpoint, &workload, opts.seconds, bench.ticks);
             eprintln!(
-                "  {id:<14} round {round} {:<16} tps {:>9.1}  p99 {:>8} ms  failed {}  cpu/1k {}{}",
+                "  {id:<14} round {round} {:<16} tps {:>9.1}  p99 {:>8} ms  failed {}  cpu/1k {} (sys {}%){}",
                 target.label(),
                 run.tps,
                 fmt_opt(run.latency_p99_ms, 2),
                 run.failed,
                 fmt_opt(run.cpu_per_1k(), 3),
+                fmt_opt(
+                    run.pooler_sys_s
+                        .zip(run.pooler_cpu_s)
+                        .map(|(s, c)| 100.0 * s / c.max(1e-9)),
+                    0
+                ),
                 run.error
                     .as_deref()
                     .map(|e| format!("  ERROR {e}"))

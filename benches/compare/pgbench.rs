@@ -55,6 +55,8 @@ pub struct Run {
     pub latency_p99_ms: Option<f64>,
     /// utime + stime of the pooler process over the whole run (logins included).
     pub pooler_cpu_s: Option<f64>,
+    /// The system (kernel) part of `pooler_cpu_s`.
+    pub pooler_sys_s: Option<f64>,
     pub wall_s: f64,
 }
 
@@ -72,7 +74,7 @@ pub fn run(endpoint: &Endpoint, workload: &Workload, seconds: u32, ticks: f64) -
         .tempdir_in("/tmp")
         .expect("pgbench log dir");
     let prefix = logdir.path().join("tx");
-    let cpu_before = endpoint.pid.and_then(|p| procstat::cpu_seconds(p, ticks));
+    let cpu_before = endpoint.pid.and_then(|p| procstat::cpu_split(p, ticks));
     let started = Instant::now();
     let out = pgbench_command(endpoint.port)
         .args(workload.args(seconds))
@@ -81,7 +83,7 @@ pub fn run(endpoint: &Endpoint, workload: &Workload, seconds: u32, ticks: f64) -
         .output()
         .expect("spawn pgbench");
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu_after = endpoint.pid.and_then(|p| procstat::cpu_seconds(p, ticks));
+    let cpu_after = endpoint.pid.and_then(|p| procstat::cpu_split(p, ticks));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let summary = Summary::parse(&stdout);
@@ -95,7 +97,10 @@ pub fn run(endpoint: &Endpoint, workload: &Workload, seconds: u32, ticks: f64) -
         failed: summary.failed.max(log.failed),
         latency_mean_ms: log.mean_ms().or(summary.latency_ms),
         latency_p99_ms: log.percentile_ms(0.99),
-        pooler_cpu_s: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        pooler_cpu_s: cpu_before
+            .zip(cpu_after)
+            .map(|(b, a)| (a.0 + a.1) - (b.0 + b.1)),
+        pooler_sys_s: cpu_before.zip(cpu_after).map(|(b, a)| a.1 - b.1),
         wall_s,
     }
 }

@@ -15,8 +15,9 @@ pub fn clock_ticks() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// User + system CPU seconds the process has used so far, all threads included.
-pub fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+/// (user, system) CPU seconds the process has used so far, all threads included: the system
+/// share tells kernel work (system calls, wakeups) from the pooler's own code.
+pub fn cpu_split(pid: u32, ticks: f64) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces: split after it.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -24,7 +25,7 @@ pub fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
     // Fields 14 and 15 of the whole line are the 12th and 13th after the name.
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks)
+    Some((utime / ticks, stime / ticks))
 }
 
 /// Resident set size in KiB (VmRSS).
