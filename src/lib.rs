@@ -15,6 +15,7 @@ pub mod app;
 pub mod auth;
 pub(crate) mod client;
 pub mod config;
+pub(crate) mod histogram;
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod net;

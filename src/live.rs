@@ -10,6 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+use crate::histogram::DurationHistogram;
+
 /// Connection states as SHOW CLIENTS / SHOW SERVERS name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -263,20 +265,20 @@ pub(crate) struct TrafficStats {
     pub(crate) histograms: PoolHistograms,
 }
 
-/// Histogram handles of one pool (seconds).
-#[derive(Debug)]
+/// Duration histograms of one pool; `Default` (metrics off) records nothing.
+#[derive(Debug, Default)]
 pub(crate) struct PoolHistograms {
-    pub(crate) wait: metrics::Histogram,
-    pub(crate) transaction: metrics::Histogram,
-    pub(crate) query: metrics::Histogram,
+    pub(crate) wait: DurationHistogram,
+    pub(crate) transaction: DurationHistogram,
+    pub(crate) query: DurationHistogram,
 }
 
-impl Default for PoolHistograms {
-    fn default() -> Self {
+impl PoolHistograms {
+    pub(crate) fn enabled() -> Self {
         PoolHistograms {
-            wait: metrics::Histogram::noop(),
-            transaction: metrics::Histogram::noop(),
-            query: metrics::Histogram::noop(),
+            wait: DurationHistogram::enabled(),
+            transaction: DurationHistogram::enabled(),
+            query: DurationHistogram::enabled(),
         }
     }
 }

@@ -58,7 +58,19 @@ async fn answer(
     let path = path.split(|b| *b == b'?').next().unwrap_or_default();
     let (status, body) = if method == b"GET" && (path == b"/metrics" || path == b"/") {
         scrape::refresh(shared, exporter);
-        ("200 OK", exporter.render())
+        let mut body = exporter.render();
+        let pools = shared.pools.all();
+        scrape::render_histograms(
+            &mut body,
+            pools.iter().map(|p| {
+                (
+                    p.key.database.as_str(),
+                    p.key.user.as_str(),
+                    &p.stats.histograms,
+                )
+            }),
+        );
+        ("200 OK", body)
     } else {
         (
             "404 Not Found",

@@ -15,11 +15,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
 use crate::live::PoolHistograms;
 
-/// Bucket bounds for the duration histograms, in seconds: sub-millisecond to a minute.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0,
-];
-
 /// The recorder behind /metrics.
 pub(crate) struct Exporter {
     recorder: PrometheusRecorder,
@@ -49,28 +44,15 @@ fn key(name: &'static str, labels: &Labels) -> Key {
 
 impl Exporter {
     pub(crate) fn new() -> Exporter {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&BUCKETS)
-            .expect("static, non-empty buckets")
-            .build_recorder();
+        let recorder = PrometheusBuilder::new().build_recorder();
         Exporter { recorder }
     }
 
-    /// Histogram handles for one pool.
-    pub(crate) fn histograms(&self, database: &str, user: &str) -> PoolHistograms {
-        let labels: Labels = vec![
-            ("database", database.to_string()),
-            ("user", user.to_string()),
-        ];
-        let h = |name| {
-            self.recorder
-                .register_histogram(&key(name, &labels), &metadata())
-        };
-        PoolHistograms {
-            wait: h(names::WAIT_SECONDS),
-            transaction: h(names::TRANSACTION_SECONDS),
-            query: h(names::QUERY_SECONDS),
-        }
+    /// Histograms for one pool. They live in the pool's stats, not in the recorder, whose
+    /// histograms keep every observation until the next scrape (memory growing with traffic
+    /// between scrapes, and an allocation on the hot path); `scrape` renders them.
+    pub(crate) fn histograms(&self, _database: &str, _user: &str) -> PoolHistograms {
+        PoolHistograms::enabled()
     }
 
     pub(crate) fn gauge(&self, name: &'static str, labels: &Labels, value: f64) {
@@ -98,14 +80,15 @@ mod tests {
     fn histograms_and_counters_render_in_prometheus_text() {
         let e = Exporter::new();
         let h = e.histograms("db", "app");
-        h.wait.record(0.003);
+        h.wait.record(std::time::Duration::from_millis(3));
         h.query.record(std::time::Duration::from_millis(2));
         e.counter(
             names::TRANSACTIONS,
             &vec![("database", "db".to_string())],
             7,
         );
-        let text = e.render();
+        let mut text = e.render();
+        scrape::render_histograms(&mut text, [("db", "app", &h)]);
         assert!(
             text.contains(
                 "pgsluice_client_wait_seconds_bucket{database=\"db\",user=\"app\",le=\"0.005\"} 1"

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::names as n;
 use super::{Exporter, Labels};
-use crate::live::ConnState;
+use crate::live::{ConnState, PoolHistograms};
 use crate::state::Shared;
 
 pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
@@ -142,4 +142,45 @@ fn process_counters(shared: &Shared, e: &Exporter) {
     e.counter(n::PREPARED_SERVER_PARSES, &Vec::new(), c.server_parses);
     e.counter(n::PREPARED_BINDS, &Vec::new(), c.binds);
     e.counter(n::PREPARED_EVICTIONS, &Vec::new(), c.evictions);
+}
+
+/// Appends the duration histograms of every pool, one family at a time (the exposition
+/// format wants a family's samples together, after its TYPE line).
+pub(crate) fn render_histograms<'a>(
+    out: &mut String,
+    pools: impl IntoIterator<Item = (&'a str, &'a str, &'a PoolHistograms)> + Clone,
+) {
+    type Pick = fn(&PoolHistograms) -> &crate::histogram::DurationHistogram;
+    let families: [(&str, Pick); 3] = [
+        (n::WAIT_SECONDS, |h| &h.wait),
+        (n::TRANSACTION_SECONDS, |h| &h.transaction),
+        (n::QUERY_SECONDS, |h| &h.query),
+    ];
+    for (name, pick) in families {
+        let mut typed = false;
+        for (database, user, histograms) in pools.clone() {
+            let h = pick(histograms);
+            if !h.is_enabled() {
+                continue;
+            }
+            if !typed {
+                out.push_str(&format!("# TYPE {name} histogram\n"));
+                typed = true;
+            }
+            let labels = format!(
+                "database=\"{}\",user=\"{}\",",
+                escape(database),
+                escape(user)
+            );
+            h.render(out, name, &labels);
+        }
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
