@@ -63,10 +63,10 @@ impl Attached<'_> {
         self.info.set_state(ConnState::Waiting);
         let started = Instant::now();
         let pool = self.pool.clone();
-        let db = pool.key.database.clone();
-        while self.shared.control.is_paused(&db) {
+        let db = pool.key.database.as_str();
+        while self.shared.control.is_paused(db) {
             tokio::select! {
-                () = self.shared.control.wait_resumed(&db) => {}
+                () = self.shared.control.wait_resumed(db) => {}
                 more = self.pump.read_while_waiting(self.stream) => if !matches!(more, Ok(true)) {
                     return Err(ClientError::Gone);
                 },
@@ -126,7 +126,10 @@ impl Attached<'_> {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
         {
-            *self.info.application_name.lock().expect("info lock") = name.clone();
+            let mut shown = self.info.application_name.lock().expect("info lock");
+            if *shown != *name {
+                shown.clone_from(name);
+            }
         }
     }
 

@@ -95,14 +95,19 @@ pub(crate) async fn apply_params(
     server: &mut ServerConn,
     wanted: &BTreeMap<String, String>,
 ) -> Result<Option<(String, String)>, ServerError> {
+    // Runs before every transaction: the common case (every value already in place, the
+    // names spelled as Postgres reports them) allocates nothing and does one map lookup per
+    // parameter.
     let mut sets = Vec::new();
-    let mut applied = server.applied.clone();
+    let mut applied: Option<BTreeMap<String, String>> = None;
     for (name, value) in wanted {
-        let reported = server
-            .params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v);
+        let reported = server.params.get(name).or_else(|| {
+            server
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        });
         let current = match reported {
             Some(v) => Some(v),
             None => server.applied.get(&name.to_ascii_lowercase()),
@@ -115,7 +120,9 @@ pub(crate) async fn apply_params(
             ));
         }
         if reported.is_none() {
-            applied.insert(name.to_ascii_lowercase(), value.clone());
+            applied
+                .get_or_insert_with(|| server.applied.clone())
+                .insert(name.to_ascii_lowercase(), value.clone());
         }
     }
     let mut statements = Vec::new();
@@ -125,7 +132,9 @@ pub(crate) async fn apply_params(
     for name in server.applied.keys() {
         if !wanted.keys().any(|w| w.eq_ignore_ascii_case(name)) {
             statements.push(format!("RESET {}", quote_ident(name)));
-            applied.remove(name);
+            applied
+                .get_or_insert_with(|| server.applied.clone())
+                .remove(name);
         }
     }
     if statements.is_empty() {
@@ -133,7 +142,9 @@ pub(crate) async fn apply_params(
     }
     let outcome = simple_query(server, &statements.join("; ")).await?;
     if outcome.error.is_none() {
-        server.applied = applied;
+        if let Some(applied) = applied {
+            server.applied = applied;
+        }
     }
     Ok(outcome.error)
 }
