@@ -27,6 +27,14 @@ pub(crate) mod server;
 pub(crate) mod state;
 pub(crate) mod tls;
 
+/// Runs `clients` threads checking servers out of one pool of `servers` and back in,
+/// `rounds` times each, on the real ledger without sockets; returns how many checkouts
+/// waited. Exists only for `benches/pool.rs`; not a stable API.
+#[doc(hidden)]
+pub fn bench_pool_contention(clients: usize, servers: usize, rounds: usize) -> u64 {
+    pool::contention::run(clients, servers, rounds)
+}
+
 /// Parses one admin console query exactly as a console session does with a Query body (lossy
 /// UTF-8, trailing NULs trimmed) and returns the CommandComplete tag, or the SQLSTATE and
 /// client-facing message of the error. Exists only for `fuzz/fuzz_targets/admin_command.rs`:

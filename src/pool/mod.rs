@@ -7,6 +7,7 @@
 mod backoff;
 mod clients;
 mod connect;
+pub(crate) mod contention;
 mod health;
 mod lease;
 mod ledger;
