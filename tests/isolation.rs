@@ -291,7 +291,7 @@ async fn two_hundred_clients_never_see_each_others_rows_or_settings_under_server
     let mut clients = Vec::new();
     for id in 0..CLIENTS {
         let mut cfg = md5_login(p.connect_config());
-        cfg.dbname(&db).application_name(&format!("iso_{id}"));
+        cfg.dbname(&db).application_name(format!("iso_{id}"));
         clients.push(tokio::spawn(run_client(
             id,
             cfg,
@@ -305,7 +305,7 @@ async fn two_hundred_clients_never_see_each_others_rows_or_settings_under_server
     }
     let kills = kill_task.await.expect("killer task");
 
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
     let total: u64 = t.iterations.values().sum();
     println!(
         "isolation: {total} clean iterations by {} clients, {kills} servers killed, \
@@ -337,7 +337,6 @@ async fn two_hundred_clients_never_see_each_others_rows_or_settings_under_server
         "kills of busy servers must have failed some requests"
     );
     check_committed_rows(&su, &table, &t.committed).await;
-    drop(t);
     check_pool_back_to_normal(&p, &su, &db).await;
 }
 

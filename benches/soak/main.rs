@@ -124,7 +124,7 @@ async fn open_clients(
         let at = start + opts.ramp_up().mul_f64(id as f64 / opts.clients as f64);
         tokio::time::sleep_until(at.into()).await;
         let mut cfg = md5_login(base.clone());
-        cfg.application_name(&format!("soak_{id}"))
+        cfg.application_name(format!("soak_{id}"))
             .connect_timeout(Duration::from_secs(30));
         let task = workload::run_client(id as i32, cfg, think, shared.clone());
         handles.push(tokio::spawn(task));
