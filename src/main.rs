@@ -1,6 +1,7 @@
 //! The `pgsluice` command: parses the command line, initialises logging, loads and validates
 //! pooler.toml, then runs the pooler (or, with --check, only reports every config problem).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,8 +103,11 @@ fn init_logging(config: &Config, verbose: u8, quiet: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsluice={level},warn")));
+    // Colour codes only on a terminal: in a log file they split `key=value` pairs, so a DBA's
+    // grep (or a log shipper's parser) would miss them.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match config.pooler.log_format {
         LogFormat::Json => builder.json().init(),

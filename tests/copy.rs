@@ -237,3 +237,43 @@ async fn psql_backslash_copy_round_trips_a_file() {
         "\\copy out differs from in"
     );
 }
+
+/// tokio-postgres sends Bind, Execute and Sync together, then the data, CopyDone and a second
+/// Sync; Postgres ignores the first Sync (it arrives in copy-in mode). Counting it once made
+/// pgsluice wait for a ReadyForQuery that never comes: in transaction mode the server was
+/// never released, and the next reply pgsluice answers itself (CloseComplete of the dropped
+/// statement) came out after a ReadyForQuery, which tokio-postgres rejects ("unexpected
+/// message"). Found by the soak (issue 9).
+#[tokio::test]
+async fn extended_copy_in_releases_the_server_in_transaction_mode() {
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 1"),
+    );
+    let (client, task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
+    let table = create_table(&client, "copy_tx").await;
+    for round in 0..3 {
+        let mut sink = pin!(client
+            .copy_in::<_, Bytes>(&format!("copy {table} (id, body, n) from stdin"))
+            .await
+            .unwrap());
+        sink.send(Bytes::from(format!("{round}\tx\t1\n")))
+            .await
+            .unwrap();
+        assert_eq!(sink.as_mut().finish().await.unwrap(), 1);
+    }
+    // The only server must be free again: another client gets it.
+    let (other, _t) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
+    let count = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        other.query_one(&format!("select count(*) from {table}"), &[]),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the server was never released after COPY\n{}", p.log()))
+    .unwrap();
+    assert_eq!(count.get::<_, i64>(0), 3);
+    // And the copying client's connection is still in step with its replies.
+    let row = client.query_one("select 'in step'", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "in step");
+    assert!(!task.is_finished(), "connection ended: {:?}", task.await);
+}

@@ -2,8 +2,9 @@
 //!
 //! Every simple Query, FunctionCall and Sync earns exactly one ReadyForQuery (PostgreSQL docs
 //! "Message Flow"); extended-protocol messages sent without a Sync leave the server mid-batch;
-//! COPY sub-protocols end with ReadyForQuery. A server is reusable by someone else only when
-//! `is_idle()` — invariant 1 of ARCHITECTURE.md.
+//! COPY sub-protocols end with ReadyForQuery — except that Postgres ignores Sync and Flush
+//! while it is in copy-in mode (docs "COPY Operations"), so those earn nothing. A server is
+//! reusable by someone else only when `is_idle()` — invariant 1 of ARCHITECTURE.md.
 
 /// Transaction status bytes of ReadyForQuery.
 pub(crate) const TX_IDLE: u8 = b'I';
@@ -18,6 +19,17 @@ pub(crate) struct Tracker {
     pub(crate) tx_status: u8,
     pub(crate) copy_in: bool,
     pub(crate) copy_out: bool,
+    /// Postgres is in copy-in mode and the frontend has not yet sent CopyDone or CopyFail:
+    /// a Sync or Flush forwarded now is ignored by Postgres.
+    pub(crate) frontend_copy_in: bool,
+    /// Syncs forwarded since the last Execute, Query or FunctionCall and before any CopyDone
+    /// or CopyFail: if that request turns out to start a COPY FROM STDIN, Postgres reads them
+    /// in copy-in mode and ignores them (tokio-postgres sends Bind, Execute, Sync at once).
+    pub(crate) copy_syncs: u32,
+    /// The frontend sent CopyDone or CopyFail since the last Execute, Query or FunctionCall.
+    pub(crate) copy_ended: bool,
+    /// Set when CopyInResponse arrives: the Syncs Postgres will ignore, for the reply plan.
+    pub(crate) ignored_syncs: u32,
 }
 
 impl Default for Tracker {
@@ -28,6 +40,10 @@ impl Default for Tracker {
             tx_status: TX_IDLE,
             copy_in: false,
             copy_out: false,
+            frontend_copy_in: false,
+            copy_syncs: 0,
+            copy_ended: false,
+            ignored_syncs: 0,
         }
     }
 }
@@ -35,16 +51,61 @@ impl Default for Tracker {
 impl Tracker {
     /// A frontend message (client → server) is being forwarded.
     pub(crate) fn frontend(&mut self, tag: u8) {
+        if self.ignored_in_copy(tag) {
+            return;
+        }
         match tag {
-            b'Q' | b'F' => self.outstanding += 1,
+            b'Q' | b'F' => {
+                self.outstanding += 1;
+                self.start_request();
+            }
             b'S' => {
                 self.outstanding += 1;
                 self.unsynced = false;
+                if !self.copy_ended {
+                    self.copy_syncs += 1;
+                }
             }
-            // Parse, Bind, Describe, Execute, Close, Flush.
-            b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => self.unsynced = true,
+            b'E' => {
+                self.unsynced = true;
+                self.start_request();
+            }
+            // Parse, Bind, Describe, Close, Flush.
+            b'P' | b'B' | b'D' | b'C' | b'H' => self.unsynced = true,
+            // CopyDone, CopyFail: Postgres reads Syncs again after these.
+            b'c' | b'f' => {
+                self.frontend_copy_in = false;
+                self.copy_ended = true;
+            }
             _ => {}
         }
+    }
+
+    fn start_request(&mut self) {
+        self.copy_syncs = 0;
+        self.copy_ended = false;
+    }
+
+    /// Postgres ignores this frontend message: a Sync or Flush sent in copy-in mode. The relay
+    /// forwards it without expecting any reply.
+    pub(crate) fn ignored_in_copy(&self, tag: u8) -> bool {
+        self.frontend_copy_in && matches!(tag, b'S' | b'H')
+    }
+
+    /// CopyInResponse (or CopyBothResponse): the Syncs sent after the request that started the
+    /// copy, and before the frontend ended it, were read in copy-in mode and earn nothing.
+    fn copy_in_started(&mut self) {
+        self.copy_in = true;
+        let ignored = self.copy_syncs.min(self.outstanding);
+        self.outstanding -= ignored;
+        self.ignored_syncs = ignored;
+        self.copy_syncs = 0;
+        self.frontend_copy_in = !self.copy_ended;
+    }
+
+    /// The Syncs the last CopyInResponse made void, once: the reply plan drops their entries.
+    pub(crate) fn take_ignored_syncs(&mut self) -> u32 {
+        std::mem::take(&mut self.ignored_syncs)
     }
 
     /// A backend message (server → client) arrived; `body` is present for the tags in
@@ -56,14 +117,17 @@ impl Tracker {
                 self.tx_status = body.and_then(|b| b.first().copied()).unwrap_or(b'E');
                 self.copy_in = false;
                 self.copy_out = false;
+                self.frontend_copy_in = false;
             }
-            b'G' => self.copy_in = true,
+            b'G' => self.copy_in_started(),
             b'H' => self.copy_out = true,
             b'W' => {
-                self.copy_in = true;
+                self.copy_in_started();
                 self.copy_out = true;
             }
             b'c' => self.copy_out = false,
+            // An error ends copy-in mode; Postgres then skips to the next Sync, which counts.
+            b'E' => self.frontend_copy_in = false,
             _ => {}
         }
     }
@@ -129,6 +193,79 @@ mod tests {
         t.frontend(b'Q');
         t.backend(b'G', None);
         assert!(t.copy_in);
+        t.frontend(b'd');
+        t.frontend(b'c');
+        t.backend(b'C', None);
+        t.backend(b'Z', Some(b"I"));
+        assert!(t.is_idle());
+    }
+
+    #[test]
+    fn a_sync_sent_with_the_execute_of_copy_from_stdin_earns_nothing() {
+        // tokio-postgres: Bind, Execute, Sync; CopyInResponse; CopyData, CopyDone, Sync.
+        // Postgres reads the first Sync in copy-in mode and ignores it: one ReadyForQuery.
+        let mut t = Tracker::default();
+        for tag in [b'B', b'E', b'S'] {
+            t.frontend(tag);
+        }
+        t.backend(b'2', None);
+        t.backend(b'G', None);
+        assert_eq!((t.outstanding, t.take_ignored_syncs()), (0, 1));
+        t.frontend(b'd');
+        t.frontend(b'H');
+        t.frontend(b'S');
+        assert_eq!(t.outstanding, 0, "Flush and Sync mid-copy are ignored too");
+        t.frontend(b'c');
+        t.frontend(b'S');
+        assert!(!t.is_idle());
+        t.backend(b'C', None);
+        t.backend(b'Z', Some(b"I"));
+        assert!(t.is_idle(), "{t:?}");
+        assert_eq!(t.take_ignored_syncs(), 0);
+    }
+
+    #[test]
+    fn a_copy_ended_before_copy_in_response_keeps_the_final_sync() {
+        // Everything pipelined: only the Sync before CopyDone is ignored.
+        let mut t = Tracker::default();
+        for tag in [b'B', b'E', b'S', b'd', b'c', b'S'] {
+            t.frontend(tag);
+        }
+        t.backend(b'G', None);
+        assert_eq!((t.outstanding, t.take_ignored_syncs()), (1, 1));
+        assert!(!t.ignored_in_copy(b'S'));
+        t.backend(b'C', None);
+        t.backend(b'Z', Some(b"I"));
+        assert!(t.is_idle());
+    }
+
+    #[test]
+    fn an_error_in_copy_in_makes_the_next_sync_count() {
+        let mut t = Tracker::default();
+        for tag in [b'B', b'E', b'S'] {
+            t.frontend(tag);
+        }
+        t.backend(b'G', None);
+        t.frontend(b'd');
+        t.backend(b'E', None);
+        // The client answers the error with a Sync, no CopyDone: Postgres owes ReadyForQuery.
+        t.frontend(b'S');
+        assert_eq!(t.outstanding, 1);
+        t.backend(b'Z', Some(b"I"));
+        assert!(t.is_idle());
+    }
+
+    #[test]
+    fn copy_by_simple_query_after_a_synced_batch_ignores_nothing() {
+        let mut t = Tracker::default();
+        for tag in [b'B', b'E', b'S'] {
+            t.frontend(tag);
+        }
+        t.backend(b'C', None);
+        t.backend(b'Z', Some(b"I"));
+        t.frontend(b'Q');
+        t.backend(b'G', None);
+        assert_eq!((t.outstanding, t.take_ignored_syncs()), (1, 0));
         t.frontend(b'd');
         t.frontend(b'c');
         t.backend(b'C', None);

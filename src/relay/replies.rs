@@ -224,6 +224,26 @@ impl ReplyPlan {
         Verdict::Replace(out.freeze())
     }
 
+    /// Postgres read `n` Syncs in copy-in mode and ignored them (docs "COPY Operations"):
+    /// no ReadyForQuery will answer them, so their entries go — the first `n` still queued,
+    /// since every Sync sent before the request that started the copy is answered already.
+    pub(crate) fn drop_ignored_syncs(&mut self, n: u32) {
+        for _ in 0..n {
+            let at = self.entries.iter().position(|e| {
+                matches!(
+                    e,
+                    Entry::Reply {
+                        kind: Kind::Sync,
+                        ..
+                    }
+                )
+            });
+            if let Some(at) = at {
+                self.entries.remove(at);
+            }
+        }
+    }
+
     /// After an error in an extended-protocol message Postgres ignores everything up to the
     /// next Sync, so neither its replies nor ours for those messages exist.
     fn skip_to_sync(&mut self) {
@@ -427,6 +447,19 @@ mod tests {
             plan.on_backend(b'1', Some(b"")),
             Verdict::Replace(Bytes::new())
         );
+        assert!(plan.is_empty());
+    }
+
+    #[test]
+    fn syncs_postgres_ignored_in_copy_in_are_not_waited_for() {
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::Execute, Disposition::Forward);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        plan.drop_ignored_syncs(1);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        // CommandComplete ends the Execute; the one ReadyForQuery ends the later Sync.
+        assert_eq!(plan.on_backend(b'C', Some(b"COPY 1\0")), Verdict::Forward);
+        assert_eq!(plan.on_backend(b'Z', Some(b"I")), Verdict::Forward);
         assert!(plan.is_empty());
     }
 }

@@ -128,6 +128,11 @@ pub(crate) async fn relay(
             if tag == b'X' {
                 return Verdict::StopBefore;
             }
+            if tracker.ignored_in_copy(tag) {
+                // A Sync or Flush Postgres will ignore: no reply to plan, none owed.
+                saw_client = true;
+                return Verdict::Forward;
+            }
             let verdict = match prepared.as_mut() {
                 Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
                     Ok((v, injected_syncs)) => {
@@ -210,6 +215,9 @@ pub(crate) async fn relay(
                 }
             }
             tracker.backend(tag, body);
+            if matches!(tag, b'G' | b'W') {
+                plan.drop_ignored_syncs(tracker.take_ignored_syncs());
+            }
             if let (b'E', Some(b)) = (tag, body) {
                 stats.count_error(&error_class(b));
             }

@@ -15,6 +15,7 @@ pub mod pooler;
 pub mod pooler_config;
 pub mod raw;
 pub mod raw_frontend;
+pub mod raw_scram;
 pub mod tls;
 
 use std::path::Path;

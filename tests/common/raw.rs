@@ -269,6 +269,11 @@ impl RawClient {
         .await
     }
 
+    /// The next backend message, or None once the peer has closed the connection.
+    pub async fn try_recv(&mut self) -> Option<Backend> {
+        self.next_message().await
+    }
+
     /// The next backend message; panics on end of stream.
     pub async fn recv(&mut self) -> Backend {
         match self.next_message().await {
