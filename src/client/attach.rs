@@ -156,6 +156,19 @@ impl Attached<'_> {
         Ok(())
     }
 
+    /// Points the client's cancel key away from `server`, then waits for cancels already on
+    /// their way to it (at most cancel_wait_timeout): one landing after the server has gone
+    /// to another client would cancel that client's query. False when one may still land.
+    pub(super) fn detach_cancel(
+        &mut self,
+        server: &ServerConn,
+    ) -> impl std::future::Future<Output = bool> + Send + '_ {
+        self.point_cancel(None);
+        let limit = self.shared.config().pooler.cancel_wait_timeout;
+        let backend = (server.backend_pid, server.backend_secret);
+        self.shared.cancels.quiesce(backend, limit)
+    }
+
     /// Points this client's cancel key at `server` (or nowhere).
     pub(super) fn point_cancel(&self, server: Option<&ServerConn>) {
         let target = server.map(|s| CancelTarget {

@@ -8,7 +8,9 @@ use crate::state::Shared;
 /// Forwards a CancelRequest when both halves of the key match a live client; anything else
 /// is dropped silently, as PostgreSQL does.
 pub(super) async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
-    let Some(target) = shared.cancels.lookup(pid, secret) else {
+    // Counted as in flight until delivered: the client's server is not given to anyone else
+    // before then (see `Attached::detach_cancel`).
+    let Some((target, _in_flight)) = shared.cancels.begin(pid, secret) else {
         return;
     };
     let limit = shared.config().pooler.cancel_wait_timeout;

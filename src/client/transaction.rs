@@ -91,12 +91,17 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
         let event = c
             .relay_until_event(lease.server(), &mut tracker, rules)
             .await;
-        c.point_cancel(None);
+        let no_cancel_pending = c.detach_cancel(lease.server()).await;
         c.unlink(lease.server());
         tracing::debug!(client = c.client_id, ?event, "server detached");
         match event {
-            Event::Relay(RelayEnd::Idle) => {
+            Event::Relay(RelayEnd::Idle) if no_cancel_pending => {
                 give_back(c.shared, lease).await;
+                return None;
+            }
+            Event::Relay(RelayEnd::Idle) => {
+                tracing::info!("closing server: a cancel for its last client may still land");
+                lease.discard();
                 return None;
             }
             Event::Relay(RelayEnd::ServerGone(reason))

@@ -35,19 +35,55 @@ pub(crate) struct CancelTarget {
 /// Cancel keys pgsluice handed to its clients (BackendKeyData), and where each one leads.
 /// The process id carries this instance's peer_id in its high 16 bits so that several
 /// instances behind one address can tell whose key a cancel carries (invariant 6).
+/// It also counts the cancels on their way to each server, so that a server is not handed to
+/// another client while a cancel meant for the previous one can still land on it.
 #[derive(Default)]
 pub(crate) struct CancelRegistry {
-    keys: std::sync::Mutex<std::collections::HashMap<(u32, u32), Option<CancelTarget>>>,
+    inner: std::sync::Mutex<Inner>,
+    /// Woken whenever a forwarded cancel has been delivered (or given up).
+    delivered: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    keys: std::collections::HashMap<(u32, u32), Option<CancelTarget>>,
+    /// Cancels being forwarded, by the backend key they carry.
+    in_flight: std::collections::HashMap<(u32, u32), usize>,
+}
+
+/// A cancel on its way to a server; dropping it (delivered, failed or timed out) lets
+/// `quiesce` callers go on.
+pub(crate) struct InFlight<'a> {
+    registry: &'a CancelRegistry,
+    backend: (u32, u32),
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.registry.lock();
+        if let Some(n) = inner.in_flight.get_mut(&self.backend) {
+            *n -= 1;
+            if *n == 0 {
+                inner.in_flight.remove(&self.backend);
+            }
+        }
+        drop(inner);
+        self.registry.delivered.notify_waiters();
+    }
 }
 
 impl CancelRegistry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("cancel registry lock")
+    }
+
     /// A fresh random key, unique among live clients.
     pub(crate) fn issue(&self, peer_id: u16) -> (u32, u32) {
-        let mut keys = self.keys.lock().expect("cancel registry lock");
+        let mut inner = self.lock();
         loop {
             let pid = (u32::from(peer_id) << 16) | u32::from(rand::random::<u16>());
             let key = (pid, rand::random::<u32>());
-            if let std::collections::hash_map::Entry::Vacant(e) = keys.entry(key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = inner.keys.entry(key) {
                 e.insert(None);
                 return key;
             }
@@ -55,27 +91,95 @@ impl CancelRegistry {
     }
 
     pub(crate) fn point(&self, key: (u32, u32), target: Option<CancelTarget>) {
-        if let Some(slot) = self
-            .keys
-            .lock()
-            .expect("cancel registry lock")
-            .get_mut(&key)
-        {
+        if let Some(slot) = self.lock().keys.get_mut(&key) {
             *slot = target;
         }
     }
 
     pub(crate) fn forget(&self, key: (u32, u32)) {
-        self.keys.lock().expect("cancel registry lock").remove(&key);
+        self.lock().keys.remove(&key);
     }
 
-    /// The target for a key, only when both halves match (a wrong secret finds nothing).
-    pub(crate) fn lookup(&self, pid: u32, secret: u32) -> Option<CancelTarget> {
-        self.keys
-            .lock()
-            .expect("cancel registry lock")
-            .get(&(pid, secret))
-            .cloned()
-            .flatten()
+    /// The target for a key, only when both halves match (a wrong secret finds nothing),
+    /// counted as in flight to that server until the returned guard is dropped.
+    pub(crate) fn begin(&self, pid: u32, secret: u32) -> Option<(CancelTarget, InFlight<'_>)> {
+        let mut inner = self.lock();
+        let target = inner.keys.get(&(pid, secret)).cloned().flatten()?;
+        let backend = (target.pid, target.secret);
+        *inner.in_flight.entry(backend).or_default() += 1;
+        Some((
+            target,
+            InFlight {
+                registry: self,
+                backend,
+            },
+        ))
+    }
+
+    /// Waits until no cancel is on its way to the backend with this key, at most `limit`
+    /// (0 = no limit). Call after the client's key stopped pointing at it, so no new one can
+    /// start. False when one may still land: that server must not serve anyone else.
+    pub(crate) async fn quiesce(&self, backend: (u32, u32), limit: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let delivered = self.delivered.notified();
+                let pending = self.lock().in_flight.contains_key(&backend);
+                if !pending {
+                    return;
+                }
+                delivered.await;
+            }
+        };
+        if limit.is_zero() {
+            wait.await;
+            true
+        } else {
+            tokio::time::timeout(limit, wait).await.is_ok()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn target() -> CancelTarget {
+        CancelTarget {
+            address: Address::Tcp {
+                host: "127.0.0.1".into(),
+                port: 5432,
+            },
+            pid: 77,
+            secret: 88,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_is_quiet_only_once_its_cancels_are_delivered() {
+        let registry = CancelRegistry::default();
+        let key = registry.issue(0);
+        assert!(registry.begin(key.0, key.1 ^ 1).is_none(), "wrong secret");
+        assert!(registry.begin(key.0, key.1).is_none(), "not attached");
+        registry.point(key, Some(target()));
+        let (found, in_flight) = registry.begin(key.0, key.1).expect("attached");
+        assert_eq!((found.pid, found.secret), (77, 88));
+        registry.point(key, None);
+        // While the cancel is on its way, the server is not quiet.
+        assert!(!registry.quiesce((77, 88), Duration::from_millis(50)).await);
+        let waiter = registry.quiesce((77, 88), Duration::from_secs(30));
+        tokio::pin!(waiter);
+        assert!(futures_pending(waiter.as_mut()).await);
+        drop(in_flight);
+        assert!(waiter.await, "delivered: the server may serve someone else");
+        // Another server's key was never waited on.
+        assert!(registry.quiesce((1, 2), Duration::from_millis(1)).await);
+    }
+
+    async fn futures_pending<F: std::future::Future + Unpin>(mut f: F) -> bool {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::pin::Pin::new(&mut f).poll(cx).is_pending())
+        })
+        .await
     }
 }
