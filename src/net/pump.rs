@@ -285,14 +285,28 @@ impl Pump {
             .flatten()
     }
 
-    /// Waits until unscanned bytes are buffered; false at end of stream.
-    pub(crate) async fn wait_data<R: AsyncRead + Unpin + ?Sized>(
+    /// The tag of the next request once it may be handed to a server: its whole first
+    /// message is buffered, or that message is too long to hold back (over the read-ahead
+    /// bound of `read_while_waiting`) and its first byte is. A client that sent half a
+    /// message and stalled must not hold a server in transaction pooling while it stalls.
+    pub(crate) fn peek_request(&self) -> Option<u8> {
+        let tag = self.peek_tag()?;
+        if self.buf.len() < 5 {
+            return None;
+        }
+        match Scanner::whole_message_len(&self.buf) {
+            Some(total) if total > self.buf.len() && total <= self.read_size * 16 => None,
+            // Whole, too long to hold back, or a bad length the relay will refuse.
+            _ => Some(tag),
+        }
+    }
+
+    /// Reads more bytes even if some are buffered (the rest of a message); false at end of
+    /// stream.
+    pub(crate) async fn read_more<R: AsyncRead + Unpin + ?Sized>(
         &mut self,
         reader: &mut R,
     ) -> Result<bool, PumpError> {
-        if self.buf.len() > self.ready {
-            return Ok(true);
-        }
         Ok(std::future::poll_fn(|cx| self.poll_fill(cx, reader)).await? > 0)
     }
 
@@ -411,6 +425,30 @@ mod tests {
         expected.extend(msg(b'Z', b"I"));
         assert_eq!(out, expected);
         assert!(pump.is_clean());
+    }
+
+    #[tokio::test]
+    async fn a_request_is_ready_only_once_its_first_message_is_whole() {
+        let query = msg(b'Q', b"select 1\0");
+        let mut pump = Pump::new(1 << 20, 1024);
+        let mut reader: &[u8] = &query[..7];
+        assert!(pump.read_more(&mut reader).await.unwrap());
+        assert_eq!(pump.peek_tag(), Some(b'Q'));
+        assert_eq!(
+            pump.peek_request(),
+            None,
+            "half a Query is not a request yet"
+        );
+        let mut reader: &[u8] = &query[7..];
+        assert!(pump.read_more(&mut reader).await.unwrap());
+        assert_eq!(pump.peek_request(), Some(b'Q'));
+
+        // Longer than the read-ahead bound: handed over from its first bytes, streamed.
+        let big = msg(b'Q', &[b'a'; 20_000]);
+        let mut pump = Pump::new(1 << 20, 1024);
+        let mut reader: &[u8] = &big[..100];
+        assert!(pump.read_more(&mut reader).await.unwrap());
+        assert_eq!(pump.peek_request(), Some(b'Q'));
     }
 
     #[tokio::test]
