@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::chaos::{no_idle_in_transaction, pool_settles, SETTLE};
 use common::chaos_proxy::ChaosProxy;
+use common::raw::{Frontend, RawClient};
 use common::*;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -288,4 +289,54 @@ async fn refused_server_connections_queue_clients_until_allowed_again() {
     pool_settles(&short, &db, MD5_USER, 0).await;
     pool_settles(&p, &db, MD5_USER, 0).await;
     no_idle_in_transaction(shared_cluster(), &db).await;
+}
+
+/// A client inside a half-relayed message cannot be sent an ErrorResponse: it would read it
+/// as the rest of that message (here: row data). pgsluice disconnects it instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_lost_mid_message_cuts_the_client_off_with_nothing_appended() {
+    let (_db, proxy, p) = setup("auth_type = \"trust\"\nquery_timeout = \"3s\"");
+    let p_db = p.config().clone().database(TEST_DB, "");
+    drop(p);
+    let p = Pooler::start(p_db);
+    // The server reset, then a stall until query_timeout, each in the middle of a DataRow.
+    for fault in ["reset", "stall"] {
+        let mut c = RawClient::connect(&p, TRUST_USER, "", &[]).await;
+        // One 8 MB DataRow, trickling through the proxy 16 KiB per 20 ms.
+        proxy.set_latency(Duration::from_millis(20));
+        c.send(Frontend::new().query("select repeat('x', 8000000)"))
+            .await;
+        assert_eq!(c.recv().await.tag, b'T', "RowDescription");
+        let header = c.recv_bytes(11).await.expect("DataRow header");
+        assert_eq!(header[0], b'D');
+        let part = c
+            .recv_bytes(100_000)
+            .await
+            .expect("the first part of the row");
+        assert!(part.iter().all(|b| *b == b'x'));
+        match fault {
+            "reset" => proxy.reset_all(),
+            _ => proxy.stall(),
+        }
+        // The rest of the row never comes; an ErrorResponse written now would land inside
+        // it, where a client would read it as row data.
+        let rest = c.recv_to_end().await;
+        let foreign = rest.iter().position(|b| *b != b'x');
+        assert!(
+            foreign.is_none(),
+            "{fault}: bytes appended to a cut DataRow: {:?}\n{}",
+            String::from_utf8_lossy(&rest[foreign.unwrap()..]),
+            p.log()
+        );
+        assert!(
+            rest.len() < 8_000_000 - 100_000,
+            "{fault}: the row was cut short"
+        );
+        proxy.resume();
+        proxy.set_latency(Duration::ZERO);
+        // The pool recovers.
+        let mut again = RawClient::connect(&p, TRUST_USER, "", &[]).await;
+        assert_eq!(again.query_value("select 'again'").await, "again");
+    }
+    pool_settles(&p, TEST_DB, TRUST_USER, 0).await;
 }

@@ -302,8 +302,29 @@ fn expired(
         .map(|t| t.event)
 }
 
-/// Ends the client's use of `lease` after `event`; returns what to tell the client.
+/// Ends the client's use of `lease` after `event`; returns what to tell the client — nothing,
+/// when the event caught the client inside a half-relayed message (a server lost or a timeout
+/// in the middle of a large DataRow or CopyData): bytes written then would be read as the rest
+/// of that message, so the client is only disconnected.
 pub(super) async fn settle(
+    c: &mut Attached<'_>,
+    mut lease: Lease,
+    tracker: Tracker,
+    event: Event,
+) -> Result<(), ClientError> {
+    let cut = lease.server().inbound.mid_message();
+    settle_event(c, lease, tracker, event)
+        .await
+        .map_err(|e| match e {
+            e if cut && e.reaches_client() => ClientError::CutOff {
+                code: e.sqlstate().to_owned(),
+                reason: e.to_string(),
+            },
+            e => e,
+        })
+}
+
+async fn settle_event(
     c: &mut Attached<'_>,
     mut lease: Lease,
     tracker: Tracker,

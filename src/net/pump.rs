@@ -99,6 +99,12 @@ impl Pump {
         self.out.extend_from_slice(bytes);
     }
 
+    /// True while part of a streamed message has been written and the rest has not: the
+    /// writer's peer is inside a message, so nothing else may be written to it.
+    pub(crate) fn mid_message(&self) -> bool {
+        !self.scanner.at_boundary()
+    }
+
     /// True when no unprocessed bytes are buffered either.
     pub(crate) fn is_empty(&self) -> bool {
         self.is_clean() && self.buf.is_empty()
