@@ -29,10 +29,7 @@ async fn half_sent_messages_hold_no_server_and_their_timeouts_close_them() {
     half_startup.send_bytes(&startup[..startup.len() / 2]).await;
     // (b) Logged in, then a Query whose header promises 100 bytes, of which 10 come.
     let mut half_query = RawClient::connect(&p, MD5_USER, MD5_PASS, &[]).await;
-    let mut partial = vec![b'Q'];
-    partial.extend_from_slice(&100i32.to_be_bytes());
-    partial.extend_from_slice(b"select 1 -");
-    half_query.send_bytes(&partial).await;
+    half_query.send_bytes(&partial_query(96, 10)).await;
 
     // The one server of the pool is not theirs to hold: others are served meanwhile.
     let served = tokio::time::timeout(Duration::from_secs(4), async {
@@ -63,6 +60,59 @@ async fn half_sent_messages_hold_no_server_and_their_timeouts_close_them() {
     );
     pool_settles(&p, TEST_DB, MD5_USER, 1).await;
     drop(c);
+    pool_settles(&p, TEST_DB, MD5_USER, 0).await;
+    no_idle_in_transaction(shared_cluster(), TEST_DB).await;
+}
+
+/// A Query header promising `len` bytes of SQL, and the first `sent` of them.
+fn partial_query(len: usize, sent: usize) -> Vec<u8> {
+    let mut partial = vec![b'Q'];
+    partial.extend_from_slice(&(len as i32 + 4).to_be_bytes());
+    partial.extend_from_slice(b"select 1 --");
+    partial.resize(5 + sent, b'-');
+    partial
+}
+
+/// A client stalled mid-message while it holds the server (inside a transaction, or in a
+/// message too long to hold back before checkout) is closed by idle_transaction_timeout or
+/// client_idle_timeout; its server is closed (Postgres is inside that message) and the
+/// client queued behind it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalled_mid_message_on_a_server_is_closed_by_its_timeout() {
+    let p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler(
+        "pool_mode = \"transaction\"\ndefault_pool_size = 1\n\
+         idle_transaction_timeout = \"2s\"\nclient_idle_timeout = \"3s\"",
+    ));
+    let cases = [
+        ("in a transaction", "begin", partial_query(100, 10), "25P03"),
+        (
+            "a long message",
+            "",
+            partial_query(200_000, 70_000),
+            "57P05",
+        ),
+    ];
+    for (what, first, partial, code) in cases {
+        let mut stalled = RawClient::connect(&p, MD5_USER, MD5_PASS, &[]).await;
+        if !first.is_empty() {
+            let reply = stalled.query(first).await;
+            assert_eq!(reply.last().unwrap().body, b"T", "{what}: {reply:?}");
+        }
+        stalled.send_bytes(&partial).await;
+        // Queued behind the stalled client for the pool's one server.
+        let cfg = md5_login(p.connect_config());
+        let bystander = tokio::spawn(async move {
+            let (c, _t) = connect_with(&cfg).await?;
+            let row = c.query_one("select 'served'::text", &[]).await?;
+            Ok::<String, tokio_postgres::Error>(row.get(0))
+        });
+        let closed = stalled.recv_until_closed().await;
+        assert_single_fatal(&closed, code, what);
+        match tokio::time::timeout(SETTLE, bystander).await {
+            Ok(Ok(Ok(v))) => assert_eq!(v, "served", "{what}"),
+            other => panic!("{what}: bystander not served: {other:?}\n{}", p.log()),
+        }
+    }
     pool_settles(&p, TEST_DB, MD5_USER, 0).await;
     no_idle_in_transaction(shared_cluster(), TEST_DB).await;
 }

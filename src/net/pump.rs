@@ -105,6 +105,13 @@ impl Pump {
         !self.scanner.at_boundary()
     }
 
+    /// True while a message has begun arriving and has not all arrived: part of it passed
+    /// on (`mid_message`) or held until it is whole. Bytes after the last scanned message are
+    /// always an unfinished one, since every poll scans all that is whole.
+    pub(crate) fn awaiting_rest(&self) -> bool {
+        self.mid_message() || self.buf.len() > self.ready + self.skip
+    }
+
     /// True when no unprocessed bytes are buffered either.
     pub(crate) fn is_empty(&self) -> bool {
         self.is_clean() && self.buf.is_empty()
@@ -455,6 +462,28 @@ mod tests {
         let mut reader: &[u8] = &big[..100];
         assert!(pump.read_more(&mut reader).await.unwrap());
         assert_eq!(pump.peek_request(), Some(b'Q'));
+        assert!(
+            pump.awaiting_rest() && !pump.mid_message(),
+            "held, not passed on"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_cut_short_is_mid_message_once_part_of_it_is_passed_on() {
+        let big = msg(b'd', &[b'a'; 20_000]);
+        let mut reader: &[u8] = &big[..10_000];
+        let mut out: Vec<u8> = Vec::new();
+        let mut pump = Pump::new(1 << 20, 4096);
+        let r = std::future::poll_fn(|cx| {
+            pump.poll_pump(cx, &mut reader, &mut out, |_| false, &mut |_, _| {
+                Verdict::Forward
+            })
+        })
+        .await
+        .unwrap();
+        assert_eq!(r, Paused::Eof);
+        assert_eq!(out.len(), 10_000, "streamed as it came");
+        assert!(pump.mid_message() && pump.awaiting_rest());
     }
 
     #[tokio::test]
