@@ -1,6 +1,7 @@
 //! Chaos from the client side: clients that send half a message and stall (they hold no
 //! server, and client_login_timeout / client_idle_timeout close them while others are
-//! served), a client reading a 1 GB result slowly (pgsluice's memory stays flat: backpressure,
+//! served; one that stalls while holding a server is closed by idle_transaction_timeout or
+//! client_idle_timeout), a client reading a 1 GB result slowly (memory stays flat: backpressure,
 //! not buffering; every byte arrives), and a flood of clients far beyond max_client_conn
 //! (53300 for the extra ones, the admitted ones served, every count back to zero afterwards).
 

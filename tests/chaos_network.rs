@@ -1,7 +1,8 @@
 //! Chaos between pgsluice and Postgres, through the fault-injecting proxy (common/chaos_proxy):
 //! latency never changes a result, a stall is bounded by query_timeout (57014) while pools on
 //! other servers carry on, dropped and reset server connections under load fail only requests
-//! that were in flight (with a SQLSTATE), and refused connections queue clients until Postgres
+//! that were in flight (with a SQLSTATE), a fault in the middle of a large row cuts the client
+//! off with nothing appended to the row, and refused connections queue clients until Postgres
 //! is reachable again. After each fault the pool's counts return to normal.
 
 mod common;
