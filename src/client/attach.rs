@@ -258,8 +258,11 @@ struct Timer {
 }
 
 /// The timeouts that can apply now: idle_transaction_timeout while a transaction waits on
-/// the client, transaction_timeout while one is open, query_timeout while a reply is owed, client_idle_timeout while a session-mode
-/// client holds an idle server.
+/// the client, transaction_timeout while one is open, query_timeout while a reply is owed,
+/// client_idle_timeout while a session-mode client holds an idle server. A client stalled in
+/// the middle of a message is waiting-on-client and idle whatever the tracker counts (its
+/// request is not complete), so those two apply to it in every pool mode: a half-sent
+/// message must not hold a server for ever.
 fn timers(
     t: &ClientTimeouts,
     tracker: &Tracker,
@@ -267,7 +270,8 @@ fn timers(
     releasing: bool,
 ) -> [Timer; 4] {
     let at = |base: Instant, limit: Duration| (!limit.is_zero()).then(|| base + limit);
-    let waiting_on_client = tracker.outstanding == 0 && !tracker.unsynced;
+    let stalled = activity.client_mid_message;
+    let waiting_on_client = (tracker.outstanding == 0 && !tracker.unsynced) || stalled;
     let in_transaction = waiting_on_client && tracker.tx_status != TX_IDLE;
     [
         Timer {
@@ -285,7 +289,7 @@ fn timers(
             event: Event::QueryTimeout(t.query),
         },
         Timer {
-            due: (!releasing && tracker.is_idle())
+            due: ((!releasing && tracker.is_idle()) || stalled)
                 .then(|| at(activity.last_client, t.client_idle))
                 .flatten(),
             event: Event::ClientIdleTimeout(t.client_idle),
@@ -318,8 +322,29 @@ fn expired(
         .map(|t| t.event)
 }
 
-/// Ends the client's use of `lease` after `event`; returns what to tell the client.
+/// Ends the client's use of `lease` after `event`; returns what to tell the client — nothing,
+/// when the event caught the client inside a half-relayed message (a server lost or a timeout
+/// in the middle of a large DataRow or CopyData): bytes written then would be read as the rest
+/// of that message, so the client is only disconnected.
 pub(super) async fn settle(
+    c: &mut Attached<'_>,
+    mut lease: Lease,
+    tracker: Tracker,
+    event: Event,
+) -> Result<(), ClientError> {
+    let cut = lease.server().inbound.mid_message();
+    settle_event(c, lease, tracker, event)
+        .await
+        .map_err(|e| match e {
+            e if cut && e.reaches_client() => ClientError::CutOff {
+                code: e.sqlstate().to_owned(),
+                reason: e.to_string(),
+            },
+            e => e,
+        })
+}
+
+async fn settle_event(
     c: &mut Attached<'_>,
     mut lease: Lease,
     tracker: Tracker,

@@ -64,6 +64,11 @@ pub(crate) enum ClientError {
     Server(#[from] ServerError),
     #[error("server connection lost: {0}")]
     ServerGone(String),
+    /// Any error met while the client was inside a half-relayed message from its server: an
+    /// ErrorResponse written then would be read as that message's data, so the client is
+    /// only disconnected. `code` is the SQLSTATE it would have had, for logs and metrics.
+    #[error("{reason} (mid-message: disconnected without an ErrorResponse)")]
+    CutOff { code: String, reason: String },
     #[error("{message}")]
     Rejected { code: String, message: String },
     #[error("internal error: {0}")]
@@ -85,6 +90,7 @@ impl ClientError {
             ClientError::Pool(e) => e.sqlstate(),
             ClientError::Server(e) => e.sqlstate(),
             ClientError::ServerGone(_) => "08006",
+            ClientError::CutOff { code, .. } => code,
             ClientError::Rejected { code, .. } => code,
             ClientError::Internal(_) => "XX000",
         }
@@ -94,7 +100,10 @@ impl ClientError {
     fn reaches_client(&self) -> bool {
         !matches!(
             self,
-            ClientError::Io(_) | ClientError::Gone | ClientError::Tls(_)
+            ClientError::Io(_)
+                | ClientError::Gone
+                | ClientError::Tls(_)
+                | ClientError::CutOff { .. }
         )
     }
 }

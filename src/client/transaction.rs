@@ -135,7 +135,8 @@ async fn give_back(shared: &Shared, lease: Lease) {
 }
 
 /// Waits, with no server, for the client's next request. False when the client is done
-/// (Terminate or end of stream).
+/// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
+/// a client that sent half a message and stalled is closed by it (57P05), as an idle one.
 async fn wait_for_request(
     c: &mut Attached<'_>,
     shutdown: &mut watch::Receiver<Shutdown>,
@@ -145,11 +146,13 @@ async fn wait_for_request(
         if *shutdown.borrow_and_update() == Shutdown::Closing {
             return Err(ClientError::ShuttingDown);
         }
-        if let Some(tag) = c.pump.peek_tag() {
+        // Only a whole first message asks for a server: half of one, then a stall, would
+        // otherwise hold that server (and with it every client queued behind).
+        if let Some(tag) = c.pump.peek_request() {
             return Ok(tag != b'X');
         }
         tokio::select! {
-            more = c.pump.wait_data(c.stream) => match more {
+            more = c.pump.read_more(c.stream) => match more {
                 Ok(true) => continue,
                 _ => return Ok(false),
             },

@@ -103,6 +103,19 @@ impl Pump {
         self.out.extend_from_slice(bytes);
     }
 
+    /// True while part of a streamed message has been written and the rest has not: the
+    /// writer's peer is inside a message, so nothing else may be written to it.
+    pub(crate) fn mid_message(&self) -> bool {
+        !self.scanner.at_boundary()
+    }
+
+    /// True while a message has begun arriving and has not all arrived: part of it passed
+    /// on (`mid_message`) or held until it is whole. Bytes after the last scanned message are
+    /// always an unfinished one, since every poll scans all that is whole.
+    pub(crate) fn awaiting_rest(&self) -> bool {
+        self.mid_message() || self.buf.len() > self.ready + self.skip
+    }
+
     /// True when no unprocessed bytes are buffered either.
     pub(crate) fn is_empty(&self) -> bool {
         self.is_clean() && self.buf.is_empty()
@@ -289,17 +302,31 @@ impl Pump {
             .flatten()
     }
 
-    /// Waits until unscanned bytes are buffered; false at end of stream. With nothing
-    /// buffered, the read buffer's memory is given back first and the wait reads into the
-    /// stack: an idle client then holds no buffer at all (issue 8, RSS per idle client), at
-    /// the price of one allocation and a copy of the first read when it speaks again.
-    pub(crate) async fn wait_data<R: AsyncRead + Unpin + ?Sized>(
+    /// The tag of the next request once it may be handed to a server: its whole first
+    /// message is buffered, or that message is too long to hold back (over the read-ahead
+    /// bound of `read_while_waiting`) and its first byte is. A client that sent half a
+    /// message and stalled must not hold a server in transaction pooling while it stalls.
+    pub(crate) fn peek_request(&self) -> Option<u8> {
+        let tag = self.peek_tag()?;
+        if self.buf.len() < 5 {
+            return None;
+        }
+        match Scanner::whole_message_len(&self.buf) {
+            Some(total) if total > self.buf.len() && total <= self.read_size * 16 => None,
+            // Whole, too long to hold back, or a bad length the relay will refuse.
+            _ => Some(tag),
+        }
+    }
+
+    /// Reads more bytes even if some are buffered (the rest of a message); false at end of
+    /// stream. With nothing buffered, the read buffer's memory is given back first and the
+    /// wait reads into the stack: an idle client then holds no buffer at all (issue 8, RSS per
+    /// idle client), at the price of one allocation and a copy of the first read when it
+    /// speaks again.
+    pub(crate) async fn read_more<R: AsyncRead + Unpin + ?Sized>(
         &mut self,
         reader: &mut R,
     ) -> Result<bool, PumpError> {
-        if self.buf.len() > self.ready {
-            return Ok(true);
-        }
         if self.is_empty() {
             self.buf = BytesMut::new();
         }

@@ -59,6 +59,9 @@ pub(crate) struct Activity {
     pub(crate) tx_since: Option<Instant>,
     /// When the client's current transaction (autocommit statement or block) began.
     pub(crate) xact_start: Option<Instant>,
+    /// A client message has begun arriving and has not all arrived (part of it may be at the
+    /// server already): the request is waiting on the client, whatever the tracker counts.
+    pub(crate) client_mid_message: bool,
 }
 
 impl Activity {
@@ -68,6 +71,7 @@ impl Activity {
             busy_since: None,
             tx_since: None,
             xact_start: None,
+            client_mid_message: false,
         }
     }
 }
@@ -159,8 +163,12 @@ pub(crate) async fn relay(
             frontend_buffer,
             &mut frontend,
         );
-        if saw_client {
+        // Any byte counts as activity, so a long message sent slowly is not "idle".
+        if saw_client || client_pump.written() > received_before {
             activity.last_client = Instant::now();
+        }
+        activity.client_mid_message = client_pump.awaiting_rest();
+        if saw_client {
             if tracker.outstanding > 0 && activity.busy_since.is_none() {
                 activity.busy_since = Some(activity.last_client);
             }

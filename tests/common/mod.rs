@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod chaos;
+pub mod chaos_proxy;
 pub mod clients;
 pub mod console;
 pub mod pg;

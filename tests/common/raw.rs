@@ -248,8 +248,9 @@ impl RawClient {
     }
 
     /// The next whole backend message; None at end of stream, leaving the bytes of an
-    /// unfinished message in `buf`. This is the one place messages are split.
-    async fn next_message(&mut self) -> Option<Backend> {
+    /// unfinished message in `buf` (`unfinished` says how many). This is the one place
+    /// messages are split.
+    pub async fn next_message(&mut self) -> Option<Backend> {
         with_deadline("backend message", async {
             loop {
                 if self.buf.len() >= 5 {
@@ -272,6 +273,17 @@ impl RawClient {
     /// The next backend message, or None once the peer has closed the connection.
     pub async fn try_recv(&mut self) -> Option<Backend> {
         self.next_message().await
+    }
+
+    /// Every byte until the peer closes, unsplit (what follows a message cut short).
+    pub async fn recv_to_end(&mut self) -> Vec<u8> {
+        with_deadline("end of stream", async { while self.fill().await {} }).await;
+        self.buf.split().to_vec()
+    }
+
+    /// Bytes received after the last whole message (a message cut short by a closed peer).
+    pub fn unfinished(&self) -> usize {
+        self.buf.len()
     }
 
     /// The next backend message; panics on end of stream.

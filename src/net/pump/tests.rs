@@ -46,7 +46,7 @@ async fn an_idle_wait_holds_no_buffer_and_loses_no_byte() {
     tokio::io::AsyncWriteExt::write_all(&mut client, &first)
         .await
         .unwrap();
-    assert!(pump.wait_data(&mut server).await.unwrap());
+    assert!(pump.read_more(&mut server).await.unwrap());
     let mut out: Vec<u8> = Vec::new();
     let mut handler = |_: u8, _: Option<&[u8]>| Verdict::ForwardThenStop;
     std::future::poll_fn(|cx| pump.poll_pump(cx, &mut server, &mut out, |_| true, &mut handler))
@@ -55,7 +55,7 @@ async fn an_idle_wait_holds_no_buffer_and_loses_no_byte() {
     assert_eq!(out, first);
     // Nothing buffered: the wait gives the buffer back while the peer is silent.
     let waiting = {
-        let wait = pump.wait_data(&mut server);
+        let wait = pump.read_more(&mut server);
         tokio::pin!(wait);
         futures_poll_once(wait.as_mut()).await
     };
@@ -66,14 +66,14 @@ async fn an_idle_wait_holds_no_buffer_and_loses_no_byte() {
     tokio::io::AsyncWriteExt::write_all(&mut client, &big)
         .await
         .unwrap();
-    assert!(pump.wait_data(&mut server).await.unwrap());
+    assert!(pump.read_more(&mut server).await.unwrap());
     out.clear();
     std::future::poll_fn(|cx| pump.poll_pump(cx, &mut server, &mut out, |_| false, &mut handler))
         .await
         .unwrap();
     assert_eq!(out, big);
     drop(client);
-    assert!(!pump.wait_data(&mut server).await.unwrap());
+    assert!(!pump.read_more(&mut server).await.unwrap());
 }
 
 /// Polls a future once; true when it is still pending.
@@ -156,4 +156,50 @@ async fn oversized_message_is_refused() {
         Err(PumpError::Protocol(ProtocolError::MessageTooLong { .. }))
     ));
     assert!(out.is_empty());
+}
+
+#[tokio::test]
+async fn a_request_is_ready_only_once_its_first_message_is_whole() {
+    let query = msg(b'Q', b"select 1\0");
+    let mut pump = Pump::new(1 << 20, 1024);
+    let mut reader: &[u8] = &query[..7];
+    assert!(pump.read_more(&mut reader).await.unwrap());
+    assert_eq!(pump.peek_tag(), Some(b'Q'));
+    assert_eq!(
+        pump.peek_request(),
+        None,
+        "half a Query is not a request yet"
+    );
+    let mut reader: &[u8] = &query[7..];
+    assert!(pump.read_more(&mut reader).await.unwrap());
+    assert_eq!(pump.peek_request(), Some(b'Q'));
+
+    // Longer than the read-ahead bound: handed over from its first bytes, streamed.
+    let big = msg(b'Q', &[b'a'; 20_000]);
+    let mut pump = Pump::new(1 << 20, 1024);
+    let mut reader: &[u8] = &big[..100];
+    assert!(pump.read_more(&mut reader).await.unwrap());
+    assert_eq!(pump.peek_request(), Some(b'Q'));
+    assert!(
+        pump.awaiting_rest() && !pump.mid_message(),
+        "held, not passed on"
+    );
+}
+
+#[tokio::test]
+async fn a_message_cut_short_is_mid_message_once_part_of_it_is_passed_on() {
+    let big = msg(b'd', &[b'a'; 20_000]);
+    let mut reader: &[u8] = &big[..10_000];
+    let mut out: Vec<u8> = Vec::new();
+    let mut pump = Pump::new(1 << 20, 4096);
+    let r = std::future::poll_fn(|cx| {
+        pump.poll_pump(cx, &mut reader, &mut out, |_| false, &mut |_, _| {
+            Verdict::Forward
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(r, Paused::Eof);
+    assert_eq!(out.len(), 10_000, "streamed as it came");
+    assert!(pump.mid_message() && pump.awaiting_rest());
 }
