@@ -156,26 +156,13 @@ impl Attached<'_> {
         Ok(())
     }
 
-    /// Points the client's cancel key away from `server`, then waits for cancels already on
-    /// their way to it (at most cancel_wait_timeout): one landing after the server has gone
-    /// to another client would cancel that client's query. False when one may still land.
-    pub(super) fn detach_cancel(
-        &mut self,
-        server: &ServerConn,
-    ) -> impl std::future::Future<Output = bool> + Send + '_ {
-        self.point_cancel(None);
-        let limit = self.shared.config().pooler.cancel_wait_timeout;
-        let backend = (server.backend_pid, server.backend_secret);
-        self.shared.cancels.quiesce(backend, limit)
-    }
-
-    /// Points this client's cancel key at `server` (or nowhere).
-    pub(super) fn point_cancel(&self, server: Option<&ServerConn>) {
-        let target = server.map(|s| CancelTarget {
-            address: s.address.clone(),
-            pid: s.backend_pid,
-            secret: s.backend_secret,
-        });
+    /// Points this client's cancel key at `server`.
+    pub(super) fn point_cancel(&self, server: &ServerConn) {
+        let target = CancelTarget {
+            address: server.address.clone(),
+            pid: server.backend_pid,
+            secret: server.backend_secret,
+        };
         self.shared.cancels.point(self.cancel_key, target);
     }
 
@@ -240,6 +227,27 @@ impl Attached<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl<'a> Attached<'a> {
+    /// Points the client's cancel key away from `server`, then waits for cancels already on
+    /// their way to it (at most cancel_wait_timeout): one landing after the server has gone
+    /// to another client would cancel that client's query. False when one may still land.
+    pub(super) fn detach_cancel(
+        &self,
+        server: &ServerConn,
+    ) -> impl std::future::Future<Output = bool> + Send + 'a {
+        let shared = self.shared;
+        let backend = (server.backend_pid, server.backend_secret);
+        let pending = shared.cancels.detach(self.cancel_key, backend);
+        async move {
+            if !pending {
+                return true;
+            }
+            let limit = shared.config().pooler.cancel_wait_timeout;
+            shared.cancels.quiesce(backend, limit).await
         }
     }
 }

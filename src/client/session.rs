@@ -14,7 +14,7 @@ pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
         return Err(e);
     }
     let server = lease.server();
-    c.point_cancel(Some(server));
+    c.point_cancel(server);
     c.link(server);
     tracing::debug!(client = c.client_id, server = server.id, "server attached");
     let mut tracker = Tracker::default();

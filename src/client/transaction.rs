@@ -79,7 +79,7 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
             }
             Err(e) => return Some(Err(e.into())),
         }
-        c.point_cancel(Some(lease.server()));
+        c.point_cancel(lease.server());
         c.link(lease.server());
         tracing::debug!(
             client = c.client_id,

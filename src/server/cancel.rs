@@ -90,10 +90,21 @@ impl CancelRegistry {
         }
     }
 
-    pub(crate) fn point(&self, key: (u32, u32), target: Option<CancelTarget>) {
+    pub(crate) fn point(&self, key: (u32, u32), target: CancelTarget) {
         if let Some(slot) = self.lock().keys.get_mut(&key) {
-            *slot = target;
+            *slot = Some(target);
         }
+    }
+
+    /// Points `key` nowhere (its client is leaving `backend`) and says whether a cancel is
+    /// still on its way to that backend, in one lock: the common answer, no, costs the relay
+    /// nothing more than pointing the key away did.
+    pub(crate) fn detach(&self, key: (u32, u32), backend: (u32, u32)) -> bool {
+        let mut inner = self.lock();
+        if let Some(slot) = inner.keys.get_mut(&key) {
+            *slot = None;
+        }
+        inner.in_flight.contains_key(&backend)
     }
 
     pub(crate) fn forget(&self, key: (u32, u32)) {
@@ -161,10 +172,10 @@ mod tests {
         let key = registry.issue(0);
         assert!(registry.begin(key.0, key.1 ^ 1).is_none(), "wrong secret");
         assert!(registry.begin(key.0, key.1).is_none(), "not attached");
-        registry.point(key, Some(target()));
+        registry.point(key, target());
         let (found, in_flight) = registry.begin(key.0, key.1).expect("attached");
         assert_eq!((found.pid, found.secret), (77, 88));
-        registry.point(key, None);
+        assert!(registry.detach(key, (77, 88)), "a cancel is on its way");
         // While the cancel is on its way, the server is not quiet.
         assert!(!registry.quiesce((77, 88), Duration::from_millis(50)).await);
         let waiter = registry.quiesce((77, 88), Duration::from_secs(30));
@@ -172,6 +183,7 @@ mod tests {
         assert!(futures_pending(waiter.as_mut()).await);
         drop(in_flight);
         assert!(waiter.await, "delivered: the server may serve someone else");
+        assert!(!registry.detach(key, (77, 88)));
         // Another server's key was never waited on.
         assert!(registry.quiesce((1, 2), Duration::from_millis(1)).await);
     }
