@@ -55,11 +55,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
     let tls = TlsContext::load(&config.pooler.tls).map_err(AppError::Tls)?;
     let exporter =
         (!config.pooler.metrics_addr.is_empty()).then(|| Arc::new(metrics::Exporter::new()));
-    let histograms = exporter.clone().map(|e| -> crate::live::HistogramFactory {
-        Arc::new(move |db: &str, user: &str| e.histograms(db, user))
-    });
     let metrics_addr = config.pooler.metrics_addr.clone();
-    let shared = Shared::new(config, userlist, tls, config_path, histograms);
+    let shared = Shared::new(config, userlist, tls, config_path, exporter.is_some());
     // Handlers first: once the port accepts, a supervisor may signal at any moment, and a
     // signal arriving before its handler exists would kill the process (default action).
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;

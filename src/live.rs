@@ -403,9 +403,6 @@ fn averages(before: TrafficTotals, now: TrafficTotals, secs: f64) -> TrafficTota
     }
 }
 
-/// Makes the histogram handles of a new pool (from the metrics exporter, when enabled).
-pub(crate) type HistogramFactory = Arc<dyn Fn(&str, &str) -> PoolHistograms + Send + Sync>;
-
 /// Process-wide counters for metrics: client logins and failed ones by SQLSTATE, and
 /// errors pgsluice itself sent to clients by SQLSTATE class.
 #[derive(Debug, Default)]

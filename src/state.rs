@@ -11,7 +11,7 @@ use tokio::sync::watch;
 
 use crate::auth::Userlist;
 use crate::config::Config;
-use crate::live::{ConnTable, HistogramFactory, PeriodAverages, ProcessCounters, TrafficTotals};
+use crate::live::{ConnTable, PeriodAverages, ProcessCounters, TrafficTotals};
 use crate::pool::PoolRegistry;
 use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
@@ -63,7 +63,7 @@ impl Shared {
         userlist: Userlist,
         tls: TlsContext,
         config_path: Option<PathBuf>,
-        histograms: Option<HistogramFactory>,
+        histograms: bool,
     ) -> Arc<Shared> {
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),

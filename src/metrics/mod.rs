@@ -1,8 +1,9 @@
 //! Prometheus metrics, exported natively with metrics-exporter-prometheus: names in `names`,
 //! the values gathered from live state at scrape time in `scrape`, and a minimal HTTP
 //! endpoint serving GET /metrics in `http`. Counters are the pools' own atomics (so the hot
-//! path pays nothing extra for metrics); histograms are recorded where events happen through
-//! handles of a recorder owned here, not a global one.
+//! path pays nothing extra for metrics); so are the duration histograms (`crate::histogram`,
+//! recorded where events happen), which `scrape` renders after the recorder's output. The
+//! recorder is owned here, not a global one.
 
 mod http;
 pub(crate) mod names;
@@ -12,8 +13,6 @@ pub(crate) use http::serve;
 
 use metrics::{Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
-
-use crate::live::PoolHistograms;
 
 /// The recorder behind /metrics.
 pub(crate) struct Exporter {
@@ -48,13 +47,6 @@ impl Exporter {
         Exporter { recorder }
     }
 
-    /// Histograms for one pool. They live in the pool's stats, not in the recorder, whose
-    /// histograms keep every observation until the next scrape (memory growing with traffic
-    /// between scrapes, and an allocation on the hot path); `scrape` renders them.
-    pub(crate) fn histograms(&self, _database: &str, _user: &str) -> PoolHistograms {
-        PoolHistograms::enabled()
-    }
-
     pub(crate) fn gauge(&self, name: &'static str, labels: &Labels, value: f64) {
         self.recorder
             .register_gauge(&key(name, labels), &metadata())
@@ -75,11 +67,12 @@ impl Exporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::PoolHistograms;
 
     #[test]
     fn histograms_and_counters_render_in_prometheus_text() {
         let e = Exporter::new();
-        let h = e.histograms("db", "app");
+        let h = PoolHistograms::enabled();
         h.wait.record(std::time::Duration::from_millis(3));
         h.query.record(std::time::Duration::from_millis(2));
         e.counter(

@@ -32,7 +32,7 @@ pub(crate) use settings::PoolSettings;
 
 use crate::auth::Userlist;
 use crate::config::Config;
-use crate::live::{ConnTable, HistogramFactory, TrafficStats};
+use crate::live::{ConnTable, PoolHistograms, TrafficStats};
 use crate::server::ServerError;
 use crate::tls::ServerTls;
 use clients::ClientCounts;
@@ -117,12 +117,13 @@ pub(crate) struct PoolRegistry {
     next_server_id: Arc<AtomicU64>,
     /// Every open server connection, for SHOW SERVERS.
     pub(crate) servers: Arc<ConnTable>,
-    histograms: Option<HistogramFactory>,
+    /// Whether pools record duration histograms (metrics are on).
+    histograms: bool,
 }
 
 impl PoolRegistry {
-    /// `histograms` makes each new pool's metric histograms (None: metrics are off).
-    pub(crate) fn new(histograms: Option<HistogramFactory>) -> PoolRegistry {
+    /// `histograms`: each new pool records its duration histograms (metrics are on).
+    pub(crate) fn new(histograms: bool) -> PoolRegistry {
         PoolRegistry {
             histograms,
             ..PoolRegistry::default()
@@ -153,12 +154,11 @@ impl PoolRegistry {
             self.ledger.clone(),
             self.next_server_id.clone(),
             self.servers.clone(),
-            TrafficStats::with_histograms(
-                self.histograms
-                    .as_ref()
-                    .map(|h| h(&key.database, &key.user))
-                    .unwrap_or_default(),
-            ),
+            TrafficStats::with_histograms(if self.histograms {
+                PoolHistograms::enabled()
+            } else {
+                PoolHistograms::default()
+            }),
         ));
         pools.by_key.insert(key.clone(), pool.clone());
         pools.by_id.push(pool.clone());
