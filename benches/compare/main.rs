@@ -9,6 +9,7 @@ mod common;
 mod idle;
 mod matrix;
 mod options;
+mod output;
 mod pgbench;
 mod pgbouncer;
 mod procstat;

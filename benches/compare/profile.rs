@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::options::Options;
+use crate::output::bench_dir;
 use crate::pgbench::{self, Workload};
-use crate::report::bench_dir;
 use crate::setup::{Bench, Target};
 
 #[derive(Debug, serde::Serialize)]

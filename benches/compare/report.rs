@@ -182,39 +182,15 @@ impl Report {
         }
     }
 
-    /// Writes `compare-<unix time>.json` and `compare-latest.json`; returns the former.
+    /// Writes `compare-<unix time>.json`, `compare-latest.json` and `.md`; returns the first.
     pub fn write_json(&self) -> PathBuf {
-        let dir = bench_dir();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let json = serde_json::to_string_pretty(self).expect("serialize report");
-        let path = dir.join(format!("compare-{stamp}.json"));
-        std::fs::write(&path, &json).expect("write JSON report");
-        std::fs::write(dir.join("compare-latest.json"), &json).expect("write JSON report");
-        std::fs::write(dir.join("compare-latest.md"), self.markdown()).expect("write report");
-        path
+        crate::output::write_reports("compare", self, &self.markdown())
     }
 }
 
 fn num(v: Option<f64>, decimals: usize) -> String {
     v.map(|v| format!("{v:.decimals$}"))
         .unwrap_or_else(|| "–".into())
-}
-
-/// `target/bench`: the bench binary lives in `target/<profile>/deps/`, so the target dir is
-/// three levels up, wherever CARGO_TARGET_DIR put it.
-pub fn bench_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    dir
 }
 
 fn machine(bench: &Bench, opts: &Options) -> Machine {

@@ -6,6 +6,9 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../compare/output.rs"]
+mod output;
+// Only the RSS, open-files and limit readers are used here.
 #[allow(dead_code)]
 #[path = "../compare/procstat.rs"]
 mod procstat;

@@ -162,29 +162,6 @@ impl Report {
     }
 
     pub fn write(&self) -> PathBuf {
-        let dir = bench_dir();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let json = serde_json::to_string_pretty(self).expect("serialize soak report");
-        let path = dir.join(format!("soak-{stamp}.json"));
-        std::fs::write(&path, &json).expect("write soak JSON");
-        std::fs::write(dir.join("soak-latest.json"), &json).expect("write soak JSON");
-        std::fs::write(dir.join("soak-latest.md"), self.markdown()).expect("write soak report");
-        path
+        crate::output::write_reports("soak", self, &self.markdown())
     }
-}
-
-/// target/bench next to the bench binary (target/<profile>/deps/soak-...).
-fn bench_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir).expect("create target/bench");
-    dir
 }
