@@ -253,17 +253,6 @@ async fn killer(db: String, end: Instant) -> u64 {
     kills
 }
 
-async fn backends(su: &Client, db: &str, state: &str) -> i64 {
-    su.query_one(
-        "select count(*) from pg_stat_activity \
-         where datname = $1 and usename = $2 and state like $3",
-        &[&db, &MD5_USER, &state],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_clients_never_see_each_others_rows_or_settings_under_server_kills() {
     let db = unique_name("isolation");
@@ -384,10 +373,10 @@ async fn check_pool_back_to_normal(p: &Pooler, su: &Client, db: &str) {
     })
     .await;
     wait_until("no server idle in a transaction", DEADLINE, || async {
-        backends(su, db, "idle in transaction%").await == 0
+        backends_of(su, db, MD5_USER, "idle in transaction%").await == 0
     })
     .await;
-    let servers = backends(su, db, "%").await;
+    let servers = backends_of(su, db, MD5_USER, "%").await;
     assert!(servers <= POOL_SIZE, "at most pool_size servers: {servers}");
     let clients = show(&admin, "SHOW CLIENTS").await;
     assert!(clients.rows_where("database", db).is_empty(), "{clients:?}");

@@ -46,18 +46,6 @@ async fn simple_value(c: &Client, sql: &str) -> String {
     }
 }
 
-/// md5_user backends in `db` whose state matches the LIKE pattern `state`.
-async fn backends(su: &Client, db: &str, state: &str) -> i64 {
-    su.query_one(
-        "select count(*) from pg_stat_activity \
-         where usename = $1 and datname = $2 and state like $3",
-        &[&MD5_USER, &db, &state],
-    )
-    .await
-    .unwrap()
-    .get(0)
-}
-
 /// The backend running the query that contains `marker`, once it is running.
 async fn busy_pid(su: &Client, db: &str, marker: &str) -> i32 {
     let find = "select pid from pg_stat_activity \
@@ -153,7 +141,7 @@ async fn a_waiter_that_disconnects_leaves_no_slot_behind() {
         assert_eq!(simple_value(&a, "select pg_backend_pid()").await, pid);
     }
     assert_eq!(
-        backends(&su, &db, "%").await,
+        backends_of(&su, &db, MD5_USER, "%").await,
         1,
         "one server for a pool of one"
     );
@@ -185,7 +173,7 @@ async fn an_idle_server_terminated_by_the_dba_is_replaced_transparently() {
         .get(0);
     assert!(terminated);
     wait_until("the terminated backend to exit", DEADLINE, || async {
-        backends(&su, &db, "%").await == 0
+        backends_of(&su, &db, MD5_USER, "%").await == 0
     })
     .await;
     // The next request finds the dead server before sending anything to it.
@@ -234,7 +222,7 @@ async fn a_busy_server_terminated_fails_only_its_client_and_the_pool_recovers() 
     c.batch_execute("begin").await.unwrap();
     assert_eq!(simple_value(&b, "select 'b again'").await, "b again");
     c.batch_execute("commit").await.unwrap();
-    assert!(backends(&su, &db, "%").await <= 2);
+    assert!(backends_of(&su, &db, MD5_USER, "%").await <= 2);
 }
 
 #[tokio::test]
@@ -253,13 +241,16 @@ async fn a_client_killed_mid_transaction_leaves_no_locks_and_its_server_serves_a
     ))
     .await
     .unwrap();
-    assert_eq!(backends(&su, &db, "idle in transaction%").await, 1);
+    assert_eq!(
+        backends_of(&su, &db, MD5_USER, "idle in transaction%").await,
+        1
+    );
     // The client process dies: its socket closes with the transaction open.
     k_conn.abort();
     assert!(k_conn.await.is_err());
     drop(k);
     wait_until("no idle-in-transaction backend", DEADLINE, || async {
-        backends(&su, &db, "idle in transaction%").await == 0
+        backends_of(&su, &db, MD5_USER, "idle in transaction%").await == 0
     })
     .await;
     let locks: i64 = su
@@ -285,7 +276,7 @@ async fn a_client_killed_mid_transaction_leaves_no_locks_and_its_server_serves_a
     );
     n.batch_execute("commit").await.unwrap();
     assert_eq!(
-        backends(&su, &db, "%").await,
+        backends_of(&su, &db, MD5_USER, "%").await,
         1,
         "the pool is back to one server"
     );

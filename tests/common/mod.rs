@@ -32,6 +32,8 @@ pub use clients::{
 #[allow(unused_imports)]
 pub use pg::{shared_cluster, PgCluster, PgOptions};
 #[allow(unused_imports)]
+pub use pg_direct::backends_of;
+#[allow(unused_imports)]
 pub use pgbin::{pg_bindir, pg_tool};
 #[allow(unused_imports)]
 pub use pgsetup::*;

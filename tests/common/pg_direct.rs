@@ -77,3 +77,16 @@ impl PgCluster {
         self.sql(name, "GRANT CREATE, USAGE ON SCHEMA public TO PUBLIC");
     }
 }
+
+/// Backends of `user` in `db` whose state matches the LIKE pattern `state` ("%" for all):
+/// what a pooler logging in as `user` holds open on Postgres.
+pub async fn backends_of(su: &tokio_postgres::Client, db: &str, user: &str, state: &str) -> i64 {
+    su.query_one(
+        "select count(*) from pg_stat_activity \
+         where datname = $1 and usename = $2 and state like $3",
+        &[&db, &user, &state],
+    )
+    .await
+    .expect("count pg_stat_activity")
+    .get(0)
+}
