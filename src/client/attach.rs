@@ -334,14 +334,17 @@ fn expired(
 /// when the event caught the client inside a half-relayed message (a server lost or a timeout
 /// in the middle of a large DataRow or CopyData): bytes written then would be read as the rest
 /// of that message, so the client is only disconnected.
+/// `cancels_quiet` is `detach_cancel`'s answer: when a cancel may still land, the server
+/// is closed rather than reset and pooled.
 pub(super) async fn settle(
     c: &mut Attached<'_>,
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
+    cancels_quiet: bool,
 ) -> Result<(), ClientError> {
     let cut = lease.server().inbound.mid_message();
-    settle_event(c, lease, tracker, event)
+    settle_event(c, lease, tracker, event, cancels_quiet)
         .await
         .map_err(|e| match e {
             e if cut && e.reaches_client() => ClientError::CutOff {
@@ -357,6 +360,7 @@ async fn settle_event(
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
+    cancels_quiet: bool,
 ) -> Result<(), ClientError> {
     let result = match event {
         Event::Relay(RelayEnd::ClientTerminated | RelayEnd::ClientGone) => Ok(()),
@@ -397,8 +401,13 @@ async fn settle_event(
         Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
         Event::Killed => Err(ClientError::Killed),
     };
-    let clean = c.pump.is_clean();
-    release(c.shared, lease, tracker, clean).await;
+    if cancels_quiet {
+        let clean = c.pump.is_clean();
+        release(c.shared, lease, tracker, clean).await;
+    } else {
+        tracing::info!("closing server: a cancel for its last client may still land");
+        lease.discard();
+    }
     result
 }
 

@@ -21,9 +21,7 @@ pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
     let event = c
         .relay_until_event(server, &mut tracker, Rules::default())
         .await;
-    // The reset that follows runs on this server anyway; a cancel that outlives
-    // cancel_wait_timeout can only fail the reset, which closes the server.
-    c.detach_cancel(lease.server()).await;
+    let cancels_quiet = c.detach_cancel(lease.server()).await;
     c.unlink(lease.server());
-    settle(&mut c, lease, tracker, event).await
+    settle(&mut c, lease, tracker, event, cancels_quiet).await
 }

@@ -114,7 +114,7 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
                 c.pump.rewind();
                 dead_in_a_row += 1;
             }
-            other => return Some(settle(c, lease, tracker, other).await),
+            other => return Some(settle(c, lease, tracker, other, no_cancel_pending).await),
         }
     }
 }
