@@ -1,7 +1,7 @@
 //! What session and transaction pooling share: a logged-in client (`Attached`), the first
 //! server it meets (startup parameters applied, ParameterStatus/BackendKeyData/ReadyForQuery
-//! sent), relaying with the client-side timeouts and shutdown notices, and giving a server back
-//! — checked in when clean, reset when the client left mid-way, closed when in doubt.
+//! sent), and relaying with the client-side timeouts and shutdown notices. Giving the server
+//! back afterwards is `settle`'s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::protocol::backend::{self, Severity};
 use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
 use crate::relay::{relay, Activity, ClientSide, Prepared, RelayEnd, ReplyPlan, Rules};
-use crate::server::{apply_params, reset_for_next_client, send_cancel, CancelTarget, ServerConn};
+use crate::server::{apply_params, CancelTarget, ServerConn};
 use crate::state::{Shared, Shutdown};
 
 /// A logged-in client, ready for its session.
@@ -328,125 +328,6 @@ fn expired(
         .into_iter()
         .find(|t| t.due.is_some_and(|d| d <= now))
         .map(|t| t.event)
-}
-
-/// Ends the client's use of `lease` after `event`; returns what to tell the client — nothing,
-/// when the event caught the client inside a half-relayed message (a server lost or a timeout
-/// in the middle of a large DataRow or CopyData): bytes written then would be read as the rest
-/// of that message, so the client is only disconnected.
-/// `cancels_quiet` is `detach_cancel`'s answer: when a cancel may still land, the server
-/// is closed rather than reset and pooled.
-pub(super) async fn settle(
-    c: &mut Attached<'_>,
-    mut lease: Lease,
-    tracker: Tracker,
-    event: Event,
-    cancels_quiet: bool,
-) -> Result<(), ClientError> {
-    let cut = lease.server().inbound.mid_message();
-    settle_event(c, lease, tracker, event, cancels_quiet)
-        .await
-        .map_err(|e| match e {
-            e if cut && e.reaches_client() => ClientError::CutOff {
-                code: e.sqlstate().to_owned(),
-                reason: e.to_string(),
-            },
-            e => e,
-        })
-}
-
-async fn settle_event(
-    c: &mut Attached<'_>,
-    mut lease: Lease,
-    tracker: Tracker,
-    event: Event,
-    cancels_quiet: bool,
-) -> Result<(), ClientError> {
-    let result = match event {
-        Event::Relay(RelayEnd::ClientTerminated | RelayEnd::ClientGone) => Ok(()),
-        Event::Relay(RelayEnd::ClientProtocol(e)) => Err(e.into()),
-        Event::Relay(RelayEnd::Idle) => Err(ClientError::ShuttingDown),
-        Event::Relay(RelayEnd::StatementLimit(e)) => Err(ClientError::Rejected {
-            code: e.sqlstate().into(),
-            message: e.to_string(),
-        }),
-        Event::Relay(RelayEnd::TransactionBlock) => Err(ClientError::Rejected {
-            code: "0A000".into(),
-            message: "transaction blocks are not allowed in statement pooling mode".into(),
-        }),
-        Event::Relay(RelayEnd::ServerGone(reason)) => {
-            lease.discard();
-            return Err(ClientError::ServerGone(reason));
-        }
-        Event::QueryTimeout(limit) => {
-            // PgBouncer's rule: cancel the query and close that server.
-            let s = lease.server();
-            let _ = send_cancel(&s.address, s.backend_pid, s.backend_secret).await;
-            lease.discard();
-            return Err(ClientError::Rejected {
-                code: "57014".into(),
-                message: format!("query_timeout ({limit:?}) exceeded; the query was canceled"),
-            });
-        }
-        Event::IdleTransactionTimeout(limit) => Err(ClientError::Rejected {
-            code: "25P03".into(),
-            message: format!(
-                "idle_transaction_timeout ({limit:?}) exceeded; transaction rolled back"
-            ),
-        }),
-        Event::TransactionTimeout(limit) => Err(ClientError::Rejected {
-            code: "25P04".into(),
-            message: format!("transaction_timeout ({limit:?}) exceeded; transaction rolled back"),
-        }),
-        Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
-        Event::Killed => Err(ClientError::Killed),
-    };
-    if cancels_quiet {
-        let clean = c.pump.is_clean();
-        release(c.shared, lease, tracker, clean).await;
-    } else {
-        tracing::info!("closing server: a cancel for its last client may still land");
-        lease.discard();
-    }
-    result
-}
-
-/// Resets the server for the next client and pools it, or closes it if that fails.
-pub(super) async fn release(
-    shared: &Shared,
-    mut lease: Lease,
-    tracker: Tracker,
-    client_side_clean: bool,
-) {
-    let config = shared.config();
-    let p = &config.pooler;
-    let limit = if p.server_reset_timeout.is_zero() {
-        Duration::from_secs(5)
-    } else {
-        p.server_reset_timeout
-    };
-    let server = lease.server();
-    let (id, age) = (server.id, server.connected_at.elapsed());
-    let reset = reset_for_next_client(server, tracker, client_side_clean, &p.server_reset_query);
-    match tokio::time::timeout(limit, reset).await {
-        Ok(Ok(())) => {
-            let pool = lease.pool().clone();
-            pool.checkin(lease);
-        }
-        Ok(Err(e)) => {
-            tracing::info!(server = id, ?age, reason = %e, "closing server connection after failed reset");
-            lease.discard();
-        }
-        Err(_) => {
-            tracing::info!(
-                server = id,
-                ?age,
-                ?limit,
-                "closing server connection: reset timed out (server_reset_timeout)"
-            );
-            lease.discard();
-        }
-    }
 }
 
 /// Writes a FATAL ErrorResponse; the connection is closed right after.

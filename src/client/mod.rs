@@ -7,6 +7,7 @@ mod attach;
 mod auth;
 mod cancel;
 mod session;
+mod settle;
 mod startup;
 mod transaction;
 

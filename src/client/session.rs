@@ -2,7 +2,8 @@
 //! the server is reset (rollback, server_reset_query) and pooled again, or closed if anything
 //! is in doubt.
 
-use super::attach::{settle, Attached};
+use super::attach::Attached;
+use super::settle::settle;
 use super::ClientError;
 use crate::protocol::tracker::Tracker;
 use crate::relay::Rules;
@@ -10,7 +11,7 @@ use crate::relay::Rules;
 pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
     let mut lease = c.checkout().await?;
     if let Err(e) = c.greet(&mut lease).await {
-        super::attach::release(c.shared, lease, Tracker::default(), true).await;
+        super::settle::release(c.shared, lease, Tracker::default(), true).await;
         return Err(e);
     }
     let server = lease.server();

@@ -11,7 +11,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use super::attach::{settle, Attached, Event};
+use super::attach::{Attached, Event};
+use super::settle::settle;
 use super::ClientError;
 use crate::net::pump::{Paused, Verdict};
 use crate::pool::{Lease, PoolError};
@@ -67,7 +68,7 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
         match apply_params(server, &c.params).await {
             Ok(None) => {}
             Ok(Some((code, message))) => {
-                super::attach::release(c.shared, lease, Tracker::default(), true).await;
+                super::settle::release(c.shared, lease, Tracker::default(), true).await;
                 return Some(Err(ClientError::Rejected { code, message }));
             }
             Err(e) if dead_in_a_row < MAX_DEAD_IN_A_ROW => {
@@ -127,7 +128,7 @@ const MAX_DEAD_IN_A_ROW: u32 = 3;
 async fn give_back(shared: &Shared, lease: Lease) {
     let config = shared.config();
     if config.pooler.server_reset_query_always {
-        super::attach::release(shared, lease, Tracker::default(), true).await;
+        super::settle::release(shared, lease, Tracker::default(), true).await;
     } else {
         let pool = lease.pool().clone();
         pool.checkin(lease);
