@@ -60,6 +60,8 @@ pub(crate) struct ConnInfo {
     pub(crate) remote_pid: AtomicU64,
     pub(crate) application_name: Mutex<String>,
     pub(crate) prepared_statements: AtomicU64,
+    /// Clients: why the client is pinned to its server ("advisory lock, LISTEN"), "" if not.
+    pub(crate) pinned: Mutex<String>,
     /// Servers: the pool generation it belongs to (WAIT_CLOSE waits for older ones to go).
     pub(crate) generation: AtomicU64,
     /// Set by KILL / KILL_CLIENT; the client task ends as soon as it notices.
@@ -194,6 +196,7 @@ impl ConnTable {
             remote_pid: AtomicU64::new(0),
             application_name: Mutex::new(String::new()),
             prepared_statements: AtomicU64::new(0),
+            pinned: Mutex::new(String::new()),
             generation: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     /// Named prepared statements of all clients, interned pooler-wide.
     pub(crate) statements: Registry,
     pub(crate) statement_counters: Counters,
+    /// Custom settings (`app.tenant_id`) clients have set, read back by name.
+    pub(crate) custom_names: crate::server::CustomNames,
     /// Clients connected now (counted from accept to close).
     pub(crate) clients: AtomicUsize,
     next_client_id: AtomicU64,
@@ -79,6 +81,7 @@ impl Shared {
             counters: ProcessCounters::default(),
             statements: Registry::new(),
             statement_counters: Counters::default(),
+            custom_names: crate::server::CustomNames::default(),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
             mock_key: rand::random(),

@@ -139,20 +139,28 @@ fn pgbench_prepared_with_more_clients_than_servers() {
 }
 
 #[tokio::test]
-async fn sql_prepare_in_transaction_mode_fails_clearly_on_another_server() {
-    // Documented in the README: SQL-level PREPARE is session state and is not mapped.
+async fn sql_prepare_in_transaction_mode_pins_the_client_until_deallocate() {
+    // SQL-level PREPARE is session state that cannot move: its client keeps its server.
     let p = tx_pooler("default_pool_size = 2");
     let a = login(&p).await;
     let b = login(&p).await;
     a.batch_execute("prepare q as select 1").await.unwrap();
-    // B takes the server A just used; A's EXECUTE must go to the other one.
+    // B cannot take the server A used: A is pinned to it, so B gets the other one.
     b.batch_execute("begin").await.unwrap();
-    let err = a.batch_execute("execute q").await.unwrap_err();
-    assert_eq!(sqlstate(&err), Some("26000"), "{err:?}");
-    assert!(err
-        .as_db_error()
-        .unwrap()
-        .message()
-        .contains("\"q\" does not exist"));
+    let rows = a.simple_query("execute q").await.unwrap();
+    assert_eq!(
+        rows.len(),
+        3,
+        "RowDescription, one row, CommandComplete: {rows:?}"
+    );
+    a.batch_execute("deallocate q").await.unwrap();
     b.batch_execute("commit").await.unwrap();
+    // Unpinned: its server went back, and a third client in a transaction can hold it
+    // while A and B still get served.
+    let c = login(&p).await;
+    c.batch_execute("begin").await.unwrap();
+    a.batch_execute("select 1").await.unwrap();
+    c.batch_execute("commit").await.unwrap();
+    let err = a.batch_execute("execute q").await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("26000"), "deallocated: {err:?}");
 }

@@ -111,8 +111,13 @@ async fn ssl_and_gssenc_requests_are_declined_then_plain_login_works() {
 #[tokio::test]
 async fn protocol_3_1_with_an_option_is_negotiated_down_to_3_0() {
     let p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler("auth_type = \"trust\""));
-    let mut wire = RawClient::open(p.host(), p.port()).await;
     let body = b"user\0trust_user\0database\0testdb\0_pq_.foo\0bar\0\0";
+    // PostgreSQL is the oracle: the same packet straight to it.
+    let pg = shared_cluster();
+    let mut direct = RawClient::open(pg.host(), pg.port()).await;
+    direct.send_bytes(&raw_startup(3 << 16 | 1, body)).await;
+    let expected = direct.recv_until_ready().await;
+    let mut wire = RawClient::open(p.host(), p.port()).await;
     wire.send_bytes(&raw_startup(3 << 16 | 1, body)).await;
     let login = wire.recv_until_ready().await;
     let negotiate = &login[0];
@@ -120,12 +125,14 @@ async fn protocol_3_1_with_an_option_is_negotiated_down_to_3_0() {
         negotiate.tag, b'v',
         "NegotiateProtocolVersion first: {login:?}"
     );
-    // Int32 newest minor supported, Int32 count of unrecognised options, then their names.
-    let mut expected = Vec::new();
-    expected.extend_from_slice(&0u32.to_be_bytes());
-    expected.extend_from_slice(&1u32.to_be_bytes());
-    expected.extend_from_slice(b"_pq_.foo\0");
-    assert_eq!(negotiate.body, expected);
+    assert_eq!(negotiate, &expected[0], "as PostgreSQL sends it");
+    // Int32 newest version supported (3.0 = 196608), Int32 count of unrecognised options,
+    // then their names.
+    let mut layout = Vec::new();
+    layout.extend_from_slice(&196608u32.to_be_bytes());
+    layout.extend_from_slice(&1u32.to_be_bytes());
+    layout.extend_from_slice(b"_pq_.foo\0");
+    assert_eq!(negotiate.body, layout);
     assert_eq!(login[1].tag, b'R', "{login:?}");
     assert_eq!(login[1].body, [0, 0, 0, 0], "AuthenticationOk");
     let reply = wire.query("select 1").await;

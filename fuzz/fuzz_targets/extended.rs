@@ -1,5 +1,6 @@
 //! Fuzzes the client message bodies pgsluice reads after framing: Parse, Bind, Describe, Close
-//! (`protocol::extended`), the DEALLOCATE/DISCARD recogniser (`extended::session_command`), the
+//! (`protocol::extended`), the DEALLOCATE/DISCARD recogniser (`extended::session_command`),
+//! the scanner that tells whether SQL may change the session (`protocol::session_effects`), the
 //! login messages PasswordMessage and SASLInitialResponse (`protocol::frontend`), and the
 //! rewriting of ErrorResponse names (`extended::write_error_renamed`) and its tolerant reader
 //! (`backend::error_fields`). The whole input is one message body.
@@ -10,7 +11,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use pgsluice::protocol::{backend, extended, frontend};
+use pgsluice::protocol::{backend, extended, frontend, session_effects};
 use postgres_protocol::message::backend::Message;
 
 /// Tag, length word (counting itself), body.
@@ -110,7 +111,22 @@ fn check_error_renaming(body: &[u8]) {
     }
 }
 
+/// Query text from a client: the scanner must not panic, and every name it reports is a
+/// well-formed dotted custom setting name taken from the text.
+fn check_session_effects(body: &[u8]) {
+    let _ = session_effects::may_change_session(body);
+    let mut names = Vec::new();
+    session_effects::custom_setting_names(body, &mut names);
+    for name in names {
+        assert!(name.contains('.') && name.len() <= 127, "{name:?}");
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase()
+            || b.is_ascii_digit()
+            || matches!(b, b'_' | b'$' | b'.')));
+    }
+}
+
 fuzz_target!(|body: &[u8]| {
+    check_session_effects(body);
     check_parse(body);
     check_bind(body);
     check_describe_close(body);

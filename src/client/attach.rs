@@ -3,13 +3,13 @@
 //! sent), and relaying with the client-side timeouts and shutdown notices. Giving the server
 //! back afterwards is `settle`'s.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
+use super::settings::Settings;
 use super::ClientError;
 use crate::config::ClientTimeouts;
 use crate::live::{ConnInfo, ConnState, TrafficStats};
@@ -20,8 +20,10 @@ use crate::prepared::ClientStatements;
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
-use crate::relay::{relay, Activity, ClientSide, Prepared, RelayEnd, ReplyPlan, Rules};
-use crate::server::{apply_params, CancelTarget, ServerConn};
+use crate::relay::{
+    relay, Activity, ClientSide, Prepared, RelayEnd, ReplyPlan, Rules, SessionEffects,
+};
+use crate::server::{apply, Applied, CancelTarget, ServerConn};
 use crate::state::{Shared, Shutdown};
 
 /// A logged-in client, ready for its session.
@@ -30,9 +32,8 @@ pub(crate) struct Attached<'a> {
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) pump: Pump,
     pub(crate) pool: Arc<Pool>,
-    /// Session parameters this client expects on any server: its startup parameters, then
-    /// every session ParameterStatus it has been sent.
-    pub(crate) params: BTreeMap<String, String>,
+    /// Its session settings: what it expects on any server, and what it has been told.
+    pub(crate) settings: Settings,
     pub(crate) cancel_key: (u32, u32),
     pub(crate) client_id: u64,
     pub(crate) timeouts: ClientTimeouts,
@@ -121,11 +122,7 @@ impl Attached<'_> {
                 .prepared_statements
                 .store(st.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        if let Some((_, name)) = self
-            .params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("application_name"))
-        {
+        if let Some(name) = self.settings.reported.get("application_name") {
             let mut shown = self.info.application_name.lock().expect("info lock");
             if *shown != *name {
                 shown.clone_from(name);
@@ -137,7 +134,7 @@ impl Attached<'_> {
     /// resulting ParameterStatus values, its cancel key and ReadyForQuery.
     pub(super) async fn greet(&mut self, lease: &mut Lease) -> Result<(), ClientError> {
         let server = lease.server();
-        if let Some((code, message)) = apply_params(server, &self.params).await? {
+        if let Applied::Refused { code, message } = apply(server, &self.settings.values).await? {
             // Postgres refused a startup parameter: a FATAL at login, as Postgres itself does.
             return Err(ClientError::Rejected { code, message });
         }
@@ -145,9 +142,7 @@ impl Attached<'_> {
         for (name, value) in &server.params {
             backend::parameter_status(&mut out, name, value);
             if is_session_parameter(name) {
-                // The reported spelling and value replace the startup one.
-                self.params.retain(|k, _| !k.eq_ignore_ascii_case(name));
-                self.params.insert(name.clone(), value.clone());
+                self.settings.reported.insert(name.clone(), value.clone());
             }
         }
         backend::backend_key_data(&mut out, self.cancel_key.0, self.cancel_key.1);
@@ -167,12 +162,14 @@ impl Attached<'_> {
     }
 
     /// Relays until the client or server ends it, `rules` say stop, or a timeout fires.
-    /// SIGINT turns the session into "stop at the next idle point".
+    /// SIGINT turns the session into "stop at the next idle point". `tracking`: note whatever
+    /// may change the session (transaction and statement pooling).
     pub(super) async fn relay_until_event(
         &mut self,
         server: &mut ServerConn,
         tracker: &mut Tracker,
         rules: Rules,
+        tracking: bool,
     ) -> Event {
         let t = &self.timeouts;
         let mut shutdown = self.shared.shutdown_state();
@@ -182,23 +179,22 @@ impl Attached<'_> {
             .filter(|d| !d.is_zero())
             .min()
             .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
-        let search_path = self
-            .params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("search_path"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+        let search_path = self.settings.search_path().to_owned();
         let mut plan = ReplyPlan::default();
         let shared = self.shared;
         let mut side = ClientSide {
             stream: self.stream,
             pump: &mut self.pump,
-            params: &mut self.params,
+            reported: &mut self.settings.reported,
+            effects: tracking.then_some(&mut self.settings.effects),
             prepared: self.statements.as_mut().map(|client| Prepared {
                 registry: &shared.statements,
                 client,
                 counters: &shared.statement_counters,
                 search_path: &search_path,
+                effects: SessionEffects::default(),
+                unnamed_changes_session: false,
+                startup: &self.settings.startup,
             }),
             plan: &mut plan,
         };

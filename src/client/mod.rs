@@ -6,7 +6,9 @@
 mod attach;
 mod auth;
 mod cancel;
+mod follow;
 mod session;
+mod settings;
 mod settle;
 mod startup;
 mod transaction;
@@ -209,7 +211,7 @@ async fn handle(
         stream,
         pump,
         pool: logged_in.pool,
-        params: logged_in.params.into_iter().collect(),
+        settings: settings::Settings::from_startup(logged_in.params),
         cancel_key: logged_in.cancel_key,
         client_id: id,
         timeouts: config.timeouts_for(&logged_in.user),
@@ -298,7 +300,11 @@ async fn log_in(
     if minor > 0 || !unrecognized.is_empty() {
         // PostgreSQL docs, NegotiateProtocolVersion: we speak 3.0 and no protocol options.
         let mut out = BytesMut::new();
-        backend::negotiate_protocol_version(&mut out, 0, &unrecognized);
+        backend::negotiate_protocol_version(
+            &mut out,
+            crate::protocol::startup::PROTOCOL_3_0,
+            &unrecognized,
+        );
         stream.write_all(&out).await?;
     }
     let session_params = session_params(&params, &p.ignore_startup_parameters)?;

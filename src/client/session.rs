@@ -11,7 +11,7 @@ use crate::relay::Rules;
 pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
     let mut lease = c.checkout().await?;
     if let Err(e) = c.greet(&mut lease).await {
-        super::settle::release(c.shared, lease, Tracker::default(), true).await;
+        super::settle::release(c.shared, lease, Tracker::default(), true, false).await;
         return Err(e);
     }
     let server = lease.server();
@@ -20,7 +20,7 @@ pub(super) async fn run(mut c: Attached<'_>) -> Result<(), ClientError> {
     tracing::debug!(client = c.client_id, server = server.id, "server attached");
     let mut tracker = Tracker::default();
     let event = c
-        .relay_until_event(server, &mut tracker, Rules::default())
+        .relay_until_event(server, &mut tracker, Rules::default(), false)
         .await;
     let cancels_quiet = c.detach_cancel(lease.server()).await;
     c.unlink(lease.server());

@@ -86,7 +86,9 @@ async fn settle_event(
     };
     if cancels_quiet {
         let clean = c.pump.is_clean();
-        release(c.shared, lease, tracker, clean).await;
+        // Transaction pooling: state the client left may be more than a transaction.
+        let session_state = !c.settings.pins.is_empty() || c.settings.effects.changed;
+        release(c.shared, lease, tracker, clean, session_state).await;
     } else {
         tracing::info!("closing server: a cancel for its last client may still land");
         lease.discard();
@@ -95,11 +97,15 @@ async fn settle_event(
 }
 
 /// Resets the server for the next client and pools it, or closes it if that fails.
+/// `session_state`: the server may hold session state of the client beyond its transaction
+/// (a lock, a temporary table, settings): only server_reset_query can clear it, and without
+/// one the server is closed.
 pub(super) async fn release(
     shared: &Shared,
     mut lease: Lease,
     tracker: Tracker,
     client_side_clean: bool,
+    session_state: bool,
 ) {
     let config = shared.config();
     let p = &config.pooler;
@@ -110,6 +116,15 @@ pub(super) async fn release(
     };
     let server = lease.server();
     let (id, age) = (server.id, server.connected_at.elapsed());
+    if session_state && p.server_reset_query.trim().is_empty() {
+        tracing::info!(
+            server = id,
+            ?age,
+            "closing server connection: its client left session state and server_reset_query is empty"
+        );
+        lease.discard();
+        return;
+    }
     let reset = reset_for_next_client(server, tracker, client_side_clean, &p.server_reset_query);
     match tokio::time::timeout(limit, reset).await {
         Ok(Ok(())) => {

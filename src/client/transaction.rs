@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use super::attach::{Attached, Event};
+use super::follow::{self, ApplyError};
 use super::settle::settle;
 use super::ClientError;
 use crate::net::pump::{Paused, Verdict};
@@ -19,7 +20,6 @@ use crate::pool::{Lease, PoolError};
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::tracker::{frontend_must_buffer, Tracker, TX_IDLE};
 use crate::relay::{RelayEnd, Rules};
-use crate::server::apply_params;
 use crate::state::{Shared, Shutdown};
 
 pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(), ClientError> {
@@ -30,16 +30,27 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
         stop_at_idle: true,
         forbid_transactions: statement_mode,
     };
-    loop {
-        if !wait_for_request(&mut c, &mut shutdown).await? {
-            return Ok(());
+    // The server of a pinned client, between its requests.
+    let mut pinned: Option<Lease> = None;
+    let result = loop {
+        match wait_for_request(&mut c, &mut shutdown).await {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(e),
         }
         // Boxed: the request's futures (checkout, relay, settle) are several KiB, and an idle
         // client should not carry them; one allocation per request buys ~6 KiB per idle client.
-        if let Some(result) = Box::pin(serve_request(&mut c, rules)).await {
-            return result;
+        match Box::pin(serve_request(&mut c, rules, pinned.take())).await {
+            Served::Next => {}
+            Served::Pinned(lease) => pinned = Some(*lease),
+            Served::End(result) => break result,
         }
+    };
+    if let Some(lease) = pinned {
+        // Its session state (a lock, a temporary table...) must not reach the next client.
+        super::settle::release(c.shared, lease, Tracker::default(), true, true).await;
     }
+    result
 }
 
 /// The login needs one server for the ParameterStatus values it reports; then it goes back.
@@ -51,35 +62,30 @@ async fn greet(c: &mut Attached<'_>) -> Result<(), ClientError> {
     greeted
 }
 
-/// Serves one request on a server checked out for it. None when the client may go on; Some
-/// with how its session ends otherwise.
-async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), ClientError>> {
+/// What became of one request.
+enum Served {
+    /// Done; the server went back to the pool.
+    Next,
+    /// Done; the client keeps this server for its next request (follow::read_back pinned it).
+    Pinned(Box<Lease>),
+    /// The client's session ends so.
+    End(Result<(), ClientError>),
+}
+
+/// Serves one request on the client's pinned server, or on a server checked out for it.
+async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Lease>) -> Served {
     // Servers found dead before any byte of the request reached them, in a row.
     let mut dead_in_a_row = 0;
     loop {
-        let mut lease = match c.checkout().await {
-            Ok(lease) => lease,
-            Err(ClientError::Pool(e @ PoolError::WaitTimeout { .. })) => {
-                return refuse_request(c, &e).await.err().map(Err);
-            }
-            Err(e) => return Some(Err(e)),
+        let was_pinned = pinned.is_some();
+        let mut lease = match pinned.take() {
+            Some(lease) => lease,
+            None => match checkout_and_apply(c, &mut dead_in_a_row).await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => continue,
+                Err(served) => return served,
+            },
         };
-        let server = lease.server();
-        match apply_params(server, &c.params).await {
-            Ok(None) => {}
-            Ok(Some((code, message))) => {
-                super::settle::release(c.shared, lease, Tracker::default(), true).await;
-                return Some(Err(ClientError::Rejected { code, message }));
-            }
-            Err(e) if dead_in_a_row < MAX_DEAD_IN_A_ROW => {
-                // Died while pooled; nothing of the client's request was sent yet.
-                tracing::info!(error = %e, "server connection dead at checkout; using another");
-                lease.discard();
-                dead_in_a_row += 1;
-                continue;
-            }
-            Err(e) => return Some(Err(e.into())),
-        }
         c.point_cancel(lease.server());
         c.link(lease.server());
         tracing::debug!(
@@ -90,23 +96,35 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
         let sent_before = c.pump.written();
         let mut tracker = Tracker::default();
         let event = c
-            .relay_until_event(lease.server(), &mut tracker, rules)
+            .relay_until_event(lease.server(), &mut tracker, rules, true)
             .await;
         let no_cancel_pending = c.detach_cancel(lease.server()).await;
         c.unlink(lease.server());
         tracing::debug!(client = c.client_id, ?event, "server detached");
+        if matches!(event, Event::Relay(RelayEnd::Idle)) && c.settings.effects.changed {
+            if let Err(e) = follow::read_back(c, lease.server()).await {
+                lease.discard();
+                return Served::End(Err(e));
+            }
+        }
         match event {
+            // A cancel still on its way can only reach this same client's next query.
+            Event::Relay(RelayEnd::Idle) if !c.settings.pins.is_empty() => {
+                return Served::Pinned(Box::new(lease))
+            }
             Event::Relay(RelayEnd::Idle) if no_cancel_pending => {
                 give_back(c.shared, lease).await;
-                return None;
+                return Served::Next;
             }
             Event::Relay(RelayEnd::Idle) => {
                 tracing::info!("closing server: a cancel for its last client may still land");
                 lease.discard();
-                return None;
+                return Served::Next;
             }
             Event::Relay(RelayEnd::ServerGone(reason))
-                if c.pump.written() == sent_before && dead_in_a_row < MAX_DEAD_IN_A_ROW =>
+                if !was_pinned
+                    && c.pump.written() == sent_before
+                    && dead_in_a_row < MAX_DEAD_IN_A_ROW =>
             {
                 // The server failed before taking any byte of the request: send the same
                 // request to another server, and the client never knows.
@@ -115,8 +133,41 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules) -> Option<Result<(), 
                 c.pump.rewind();
                 dead_in_a_row += 1;
             }
-            other => return Some(settle(c, lease, tracker, other, no_cancel_pending).await),
+            other => return Served::End(settle(c, lease, tracker, other, no_cancel_pending).await),
         }
+    }
+}
+
+/// A server from the pool with the client's settings applied. Ok(None) when it turned out
+/// dead and another should be tried; Err with how the request ends otherwise.
+async fn checkout_and_apply(
+    c: &mut Attached<'_>,
+    dead_in_a_row: &mut u32,
+) -> Result<Option<Lease>, Served> {
+    let mut lease = match c.checkout().await {
+        Ok(lease) => lease,
+        Err(ClientError::Pool(e @ PoolError::WaitTimeout { .. })) => {
+            return Err(match refuse_request(c, &e).await {
+                Ok(()) => Served::Next,
+                Err(e) => Served::End(Err(e)),
+            });
+        }
+        Err(e) => return Err(Served::End(Err(e))),
+    };
+    match follow::apply_to(c, lease.server()).await {
+        Ok(()) => Ok(Some(lease)),
+        Err(ApplyError::Refused { code, message }) => {
+            super::settle::release(c.shared, lease, Tracker::default(), true, false).await;
+            Err(Served::End(Err(ClientError::Rejected { code, message })))
+        }
+        Err(ApplyError::Server(e)) if *dead_in_a_row < MAX_DEAD_IN_A_ROW => {
+            // Died while pooled; nothing of the client's request was sent yet.
+            tracing::info!(error = %e, "server connection dead at checkout; using another");
+            lease.discard();
+            *dead_in_a_row += 1;
+            Ok(None)
+        }
+        Err(ApplyError::Server(e)) => Err(Served::End(Err(e.into()))),
     }
 }
 
@@ -128,7 +179,7 @@ const MAX_DEAD_IN_A_ROW: u32 = 3;
 async fn give_back(shared: &Shared, lease: Lease) {
     let config = shared.config();
     if config.pooler.server_reset_query_always {
-        super::settle::release(shared, lease, Tracker::default(), true).await;
+        super::settle::release(shared, lease, Tracker::default(), true, false).await;
     } else {
         let pool = lease.pool().clone();
         pool.checkin(lease);

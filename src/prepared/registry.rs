@@ -33,6 +33,8 @@ pub(crate) struct Statement {
     pub(crate) param_types: Vec<u32>,
     /// The whole Parse message under `server_name`, ready to send to a server lacking it.
     pub(crate) parse_message: Bytes,
+    /// Running it may change the session (`protocol::session_effects`).
+    pub(crate) changes_session: bool,
 }
 
 #[derive(Debug)]
@@ -139,6 +141,7 @@ impl Registry {
             query: query.to_owned(),
             param_types: param_types.to_vec(),
             parse_message: parse.freeze(),
+            changes_session: crate::protocol::session_effects::may_change_session(query.as_bytes()),
         }
     }
 

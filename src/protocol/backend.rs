@@ -174,11 +174,12 @@ pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
     write_message(buf, b'Z', |buf| buf.put_u8(status));
 }
 
-/// NegotiateProtocolVersion ('v'): newest minor version supported for the requested major,
-/// then the count and names of the protocol options (`_pq_.*`) not recognised.
-pub fn negotiate_protocol_version(buf: &mut BytesMut, newest_minor: u32, unrecognized: &[&str]) {
+/// NegotiateProtocolVersion ('v'): the newest protocol version we support, as the whole
+/// version number Postgres sends (3.0 is 196608, although the docs speak of a minor version),
+/// then the protocol options we do not recognise.
+pub fn negotiate_protocol_version(buf: &mut BytesMut, newest_version: u32, unrecognized: &[&str]) {
     write_message(buf, b'v', |buf| {
-        buf.put_u32(newest_minor);
+        buf.put_u32(newest_version);
         buf.put_u32(count_u32(unrecognized.len()));
         for option in unrecognized {
             put_cstr(buf, option);
@@ -440,14 +441,14 @@ mod tests {
 
     #[test]
     fn negotiate_protocol_version_exact_bytes() {
-        let buf = bytes_of(|b| negotiate_protocol_version(b, 0, &["_pq_.a", "_pq_.bc"]));
-        let body = b"\0\0\0\0\0\0\0\x02_pq_.a\0_pq_.bc\0";
+        let buf = bytes_of(|b| negotiate_protocol_version(b, 3 << 16, &["_pq_.a", "_pq_.bc"]));
+        let body = b"\0\x03\0\0\0\0\0\x02_pq_.a\0_pq_.bc\0";
         let mut expected = vec![b'v'];
         expected.extend_from_slice(&(4 + body.len() as u32).to_be_bytes());
         expected.extend_from_slice(body);
         assert_eq!(&buf[..], &expected[..]);
-        let none = bytes_of(|b| negotiate_protocol_version(b, 0, &[]));
-        assert_eq!(&none[..], b"v\0\0\0\x0c\0\0\0\0\0\0\0\0");
+        let none = bytes_of(|b| negotiate_protocol_version(b, 3 << 16, &[]));
+        assert_eq!(&none[..], b"v\0\0\0\x0c\0\x03\0\0\0\0\0\0");
     }
 
     #[test]

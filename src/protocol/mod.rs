@@ -10,6 +10,7 @@ pub mod extended;
 pub mod frontend;
 pub mod params;
 pub mod scanner;
+pub mod session_effects;
 mod session_sql;
 pub mod startup;
 pub mod tracker;

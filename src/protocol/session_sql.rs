@@ -20,6 +20,14 @@ pub enum SessionCommand<'a> {
     Deallocate(Cow<'a, str>),
     /// `DISCARD ALL`, which among other things deallocates every prepared statement.
     DiscardAll,
+    /// `EXECUTE name [(args)]`: runs a prepared statement, which may be one the client
+    /// prepared through the protocol (Postgres shares one name space). `args` is the text
+    /// after the name, without a trailing `;`.
+    Execute { name: Cow<'a, str>, args: &'a str },
+    /// `RESET name`: back to the value the session started with.
+    Reset(Cow<'a, str>),
+    /// `RESET ALL`.
+    ResetAll,
 }
 
 /// Reads a simple Query body (text then NUL). Leading whitespace and comments are skipped,
@@ -35,6 +43,14 @@ pub fn session_command(query_body: &[u8]) -> Option<SessionCommand<'_>> {
     let mut lexer = Lexer { text, pos: 0 };
     let command = match lexer.next_token() {
         Token::Word(w) if w.eq_ignore_ascii_case(b"deallocate") => deallocate(&mut lexer)?,
+        Token::Word(w) if w.eq_ignore_ascii_case(b"execute") => return execute(&mut lexer),
+        Token::Word(w) if w.eq_ignore_ascii_case(b"reset") => match lexer.next_token() {
+            Token::Word(w) if w.eq_ignore_ascii_case(b"all") => SessionCommand::ResetAll,
+            // Two-word forms (RESET SESSION AUTHORIZATION, RESET TIME ZONE) end elsewhere.
+            Token::Word(w) => SessionCommand::Reset(fold_unquoted(w)?),
+            Token::Quoted(name) => SessionCommand::Reset(truncate(name)),
+            _ => return None,
+        },
         Token::Word(w) if w.eq_ignore_ascii_case(b"discard") => match lexer.next_token() {
             Token::Word(w) if w.eq_ignore_ascii_case(b"all") => SessionCommand::DiscardAll,
             _ => return None,
@@ -46,6 +62,22 @@ pub fn session_command(query_body: &[u8]) -> Option<SessionCommand<'_>> {
         Token::Semicolon => matches!(lexer.next_token(), Token::End).then_some(command),
         _ => None,
     }
+}
+
+/// After `EXECUTE`: the name, then arguments that hold no `;` but a last one (a `;` inside
+/// them could start a second statement, which is not recognised).
+fn execute<'a>(lexer: &mut Lexer<'a>) -> Option<SessionCommand<'a>> {
+    let name = match lexer.next_token() {
+        Token::Word(w) => fold_unquoted(w)?,
+        Token::Quoted(name) => truncate(name),
+        _ => return None,
+    };
+    let rest = std::str::from_utf8(&lexer.text[lexer.pos..]).ok()?;
+    let args = rest.trim_end().trim_end_matches(';').trim_end();
+    if args.contains(';') || args.contains("--") || args.contains("/*") {
+        return None;
+    }
+    Some(SessionCommand::Execute { name, args })
 }
 
 /// After `DEALLOCATE`: `[PREPARE] { name | ALL }`. PREPARE is an unreserved keyword, so
@@ -268,6 +300,34 @@ mod tests {
         assert_eq!(cmd("DEALLOCATE PREPARE prepare"), dealloc("prepare"));
         assert_eq!(cmd("discard all"), Some(SessionCommand::DiscardAll));
         assert_eq!(cmd("DISCARD ALL ;"), Some(SessionCommand::DiscardAll));
+    }
+
+    #[test]
+    fn execute_keeps_its_arguments() {
+        let exec = |name: &str, args: &'static str| {
+            Some(SessionCommand::Execute {
+                name: Cow::Owned(name.to_string()),
+                args,
+            })
+        };
+        assert_eq!(cmd("EXECUTE p"), exec("p", ""));
+        assert_eq!(cmd("execute P(41, 'x');"), exec("p", "(41, 'x')"));
+        assert_eq!(cmd("EXECUTE \"P\" (1)"), exec("P", " (1)"));
+        assert_eq!(cmd("EXECUTE p(1); SELECT 2"), None);
+        assert_eq!(cmd("EXECUTE p('a;b')"), None);
+        assert_eq!(cmd("EXECUTE"), None);
+    }
+
+    #[test]
+    fn reset_forms() {
+        assert_eq!(cmd("RESET ALL"), Some(SessionCommand::ResetAll));
+        assert_eq!(
+            cmd("reset Application_Name;"),
+            Some(SessionCommand::Reset(Cow::Owned("application_name".into())))
+        );
+        assert_eq!(cmd("RESET SESSION AUTHORIZATION"), None);
+        assert_eq!(cmd("RESET a; SELECT 1"), None);
+        assert_eq!(cmd("RESET"), None);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub const GSSENC_REQUEST_CODE: u32 = 80_877_104;
 pub const CANCEL_REQUEST_CODE: u32 = 80_877_102;
 /// The only protocol major version in use since PostgreSQL 7.4.
 pub const PROTOCOL_MAJOR: u16 = 3;
+/// The protocol version pgsluice speaks, 3.0, as the 32-bit number a StartupMessage carries.
+pub const PROTOCOL_3_0: u32 = (PROTOCOL_MAJOR as u32) << 16;
 /// Prefix of protocol-extension parameters, answered with NegotiateProtocolVersion.
 pub const PROTOCOL_OPTION_PREFIX: &str = "_pq_.";
 

@@ -7,5 +7,5 @@ mod session;
 mod statements;
 
 pub(crate) use replies::ReplyPlan;
-pub(crate) use session::{relay, Activity, ClientSide, RelayEnd, Rules};
+pub(crate) use session::{relay, Activity, ClientSide, RelayEnd, Rules, SessionEffects};
 pub(crate) use statements::Prepared;

@@ -45,6 +45,16 @@ pub(crate) enum Disposition {
     /// Replies to a group pgsluice sent on its own (ending in its own Sync): the client sees
     /// nothing of it, errors included.
     Hide,
+    /// A simple Query to which pgsluice appended statements of its own: only the first
+    /// CommandComplete is the client's, the later ones are hidden.
+    FirstCompletion,
+    /// The client's DISCARD ALL, followed by a Query of pgsluice's that sets these startup
+    /// parameters (lower-case name, value) again: its ReadyForQuery is hidden, and so is a
+    /// ParameterStatus for one of them that the next Query will report differently.
+    Restoring(Vec<(String, String)>),
+    /// pgsluice's Query after a `Restoring` one: only its ReadyForQuery is shown (and what
+    /// Postgres reports before it).
+    OnlyReady,
 }
 
 /// Bookkeeping to take back when Postgres did not do what a message asked (it failed, or
@@ -70,6 +80,8 @@ enum Entry {
         undo: Option<Undo>,
         /// An ErrorResponse came in this group (a simple Query that failed).
         failed: bool,
+        /// CommandComplete messages seen in this group.
+        completions: u32,
     },
     Synthesize(Bytes, Option<Undo>),
 }
@@ -78,6 +90,12 @@ enum Entry {
 pub(crate) struct ReplyPlan {
     entries: VecDeque<Entry>,
     undone: Vec<Undo>,
+    /// Simple Queries and FunctionCalls Postgres skipped after an extended-protocol error:
+    /// the ReadyForQuery each was counted for will never come.
+    skipped_requests: u32,
+    /// An extended-protocol message failed and the client has not sent its Sync yet: Postgres
+    /// ignores everything until that Sync, so nothing sent meanwhile gets a reply.
+    skipping: bool,
 }
 
 /// Messages Postgres may send at any time, outside any reply group.
@@ -105,17 +123,44 @@ impl ReplyPlan {
         disposition: Disposition,
         undo: Option<Undo>,
     ) {
+        if kind == Kind::Sync {
+            self.skipping = false;
+        } else if self.skipping {
+            self.skipped(kind, undo);
+            return;
+        }
         self.entries.push_back(Entry::Reply {
             kind,
             disposition,
             undo,
             failed: false,
+            completions: 0,
         });
     }
 
     /// A reply the client must get that Postgres will not send; `undo` as for `expect`.
     pub(crate) fn synthesize(&mut self, bytes: Bytes, undo: Option<Undo>) {
+        if self.skipping {
+            self.skipped(Kind::One, undo);
+            return;
+        }
         self.entries.push_back(Entry::Synthesize(bytes, undo));
+    }
+
+    /// A request Postgres skips (after an error, before the Sync): no replies, and what it
+    /// would have done is taken back.
+    fn skipped(&mut self, kind: Kind, undo: Option<Undo>) {
+        if kind == Kind::UntilReady {
+            self.skipped_requests += 1;
+        }
+        if let Some(u) = undo.filter(|u| !u.retire) {
+            self.undone.push(u);
+        }
+    }
+
+    /// Simple Queries and FunctionCalls skipped since the last call, for the tracker.
+    pub(crate) fn take_skipped_requests(&mut self) -> u32 {
+        std::mem::take(&mut self.skipped_requests)
     }
 
     /// What must be taken back since the last call.
@@ -139,6 +184,24 @@ impl ReplyPlan {
 
     /// The verdict for one backend message; `body` is present for `must_buffer` tags.
     pub(crate) fn on_backend(&mut self, tag: u8, body: Option<&[u8]>) -> Verdict {
+        if let (
+            b'S',
+            Some(body),
+            Some(Entry::Reply {
+                disposition: Disposition::Restoring(restored),
+                ..
+            }),
+        ) = (tag, body, self.entries.front())
+        {
+            if let Some((name, value)) = crate::server::parse_parameter_status(body) {
+                let restored_differently = restored
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case(name) && v != value);
+                if restored_differently {
+                    return Verdict::Replace(Bytes::new());
+                }
+            }
+        }
         if is_asynchronous(tag) {
             return Verdict::Forward;
         }
@@ -167,8 +230,22 @@ impl ReplyPlan {
             Kind::Execute => matches!(tag, b'C' | b'I' | b's' | b'E'),
             Kind::Sync | Kind::UntilReady => tag == b'Z',
         };
+        if tag == b'C' {
+            if let Some(Entry::Reply { completions, .. }) = self.entries.front_mut() {
+                *completions += 1;
+            }
+        }
         let shown = match (&disposition, tag, body) {
             (Disposition::Swallow, b'E', _) | (Disposition::Forward, _, _) => true,
+            (Disposition::FirstCompletion, b'C', _) => matches!(
+                self.entries.front(),
+                Some(Entry::Reply { completions: 1, .. })
+            ),
+            (Disposition::FirstCompletion, _, _) => true,
+            (Disposition::Restoring(_), b'Z', _) => false,
+            (Disposition::Restoring(_), _, _) => true,
+            (Disposition::OnlyReady, b'Z', _) => true,
+            (Disposition::OnlyReady, _, _) => false,
             (Disposition::Swallow | Disposition::Hide, _, _) => false,
             (Disposition::Rename { from, to }, b'E' | b'N', Some(b)) => {
                 let before = out.len();
@@ -247,6 +324,7 @@ impl ReplyPlan {
     /// After an error in an extended-protocol message Postgres ignores everything up to the
     /// next Sync, so neither its replies nor ours for those messages exist.
     fn skip_to_sync(&mut self) {
+        self.skipping = true;
         while let Some(e) = self.entries.front() {
             if matches!(
                 e,
@@ -255,14 +333,13 @@ impl ReplyPlan {
                     ..
                 }
             ) {
+                self.skipping = false;
                 break;
             }
-            if let Some(Entry::Reply { undo: Some(u), .. } | Entry::Synthesize(_, Some(u))) =
-                self.entries.pop_front()
-            {
-                if !u.retire {
-                    self.undone.push(u);
-                }
+            match self.entries.pop_front() {
+                Some(Entry::Reply { kind, undo, .. }) => self.skipped(kind, undo),
+                Some(Entry::Synthesize(_, undo)) => self.skipped(Kind::One, undo),
+                None => {}
             }
         }
     }
@@ -391,6 +468,66 @@ mod tests {
         let mut expected = msg(b'E', err);
         expected.extend(msg(b'Z', b"I"));
         expected.extend(msg(b'1', b""));
+        expected.extend(msg(b'Z', b"I"));
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_query_skipped_after_an_extended_error_is_counted() {
+        // Parse fails (sent with Flush); the Query after it is skipped up to the Sync.
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::One, Disposition::Forward);
+        plan.expect(Kind::UntilReady, Disposition::Forward);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let err = b"SERROR\0C42601\0Msyntax\0\0";
+        client_sees(&mut plan, &[(b'E', err)]);
+        assert_eq!(plan.take_skipped_requests(), 1);
+        client_sees(&mut plan, &[(b'Z', b"I")]);
+        assert!(plan.is_empty());
+        assert_eq!(plan.take_skipped_requests(), 0);
+    }
+
+    #[test]
+    fn a_query_sent_after_the_error_and_before_the_sync_is_skipped() {
+        // Parse fails with Flush; only then does the client send Query and Sync.
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::One, Disposition::Forward);
+        let err = b"SERROR\0C42601\0Msyntax\0\0";
+        client_sees(&mut plan, &[(b'E', err)]);
+        plan.expect(Kind::UntilReady, Disposition::Forward);
+        plan.synthesize(synth(b'1'), None);
+        assert_eq!(plan.take_skipped_requests(), 1);
+        plan.expect(Kind::Sync, Disposition::Forward);
+        let seen = client_sees(&mut plan, &[(b'Z', b"I")]);
+        assert_eq!(
+            seen,
+            msg(b'Z', b"I"),
+            "no ParseComplete for the skipped Parse"
+        );
+        assert!(plan.is_empty());
+        plan.expect(Kind::UntilReady, Disposition::Forward);
+        assert_eq!(
+            plan.take_skipped_requests(),
+            0,
+            "not skipping after the Sync"
+        );
+    }
+
+    #[test]
+    fn only_the_first_completion_of_an_extended_query_is_shown() {
+        let mut plan = ReplyPlan::default();
+        plan.expect(Kind::UntilReady, Disposition::FirstCompletion);
+        let seen = client_sees(
+            &mut plan,
+            &[
+                (b'C', b"RESET\0"),
+                (b'C', b"SET\0"),
+                (b'S', b"application_name\0a\0"),
+                (b'Z', b"I"),
+            ],
+        );
+        let mut expected = msg(b'C', b"RESET\0");
+        expected.extend(msg(b'S', b"application_name\0a\0"));
         expected.extend(msg(b'Z', b"I"));
         assert_eq!(seen, expected);
     }

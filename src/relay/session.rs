@@ -16,6 +16,7 @@ use crate::net::pump::{Paused, Pump, PumpError, Verdict};
 use crate::net::BoxStream;
 use crate::prepared::LimitError;
 use crate::protocol::params::is_session_parameter;
+use crate::protocol::session_effects::{custom_setting_names, may_change_session};
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
 use crate::protocol::ProtocolError;
 use crate::server::{parse_parameter_status, ServerConn};
@@ -76,15 +77,57 @@ impl Activity {
     }
 }
 
-/// One attached client: its stream, its inbound pump, the session parameters it expects,
-/// and, in transaction and statement pooling, its named prepared statements.
+/// One attached client: its stream, its inbound pump, the ParameterStatus values it has been
+/// sent, and, in transaction and statement pooling, its named prepared statements and a flag
+/// for anything that may have changed its session.
 pub(crate) struct ClientSide<'a> {
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) pump: &'a mut Pump,
-    pub(crate) params: &'a mut BTreeMap<String, String>,
+    pub(crate) reported: &'a mut BTreeMap<String, String>,
+    /// What relayed messages may have done to the session, so that its state is read back
+    /// before the server goes to another client. None in session pooling.
+    pub(crate) effects: Option<&'a mut SessionEffects>,
     pub(crate) prepared: Option<Prepared<'a>>,
     /// Replies owed for what was sent; kept across relays of one attachment.
     pub(crate) plan: &'a mut ReplyPlan,
+}
+
+/// What the relay noticed that may have changed a client's session: a Query or Parse whose
+/// SQL `may_change_session`, a Bind of such a statement, a FunctionCall, a reported setting
+/// changing; and the custom setting names that SQL named.
+#[derive(Debug, Default)]
+pub(crate) struct SessionEffects {
+    pub(crate) changed: bool,
+    pub(crate) names: Vec<String>,
+}
+
+impl SessionEffects {
+    /// Notes a frontend message.
+    fn frontend(&mut self, tag: u8, body: Option<&[u8]>) {
+        let sql = match (tag, body) {
+            (b'Q', Some(sql)) => sql,
+            (b'P', Some(body)) => {
+                // Parse: the statement name, then the query, each NUL-terminated.
+                body.splitn(3, |b| *b == 0).nth(1).unwrap_or_default()
+            }
+            // A FunctionCall may call anything.
+            (b'F', _) => {
+                self.changed = true;
+                return;
+            }
+            _ => return,
+        };
+        if may_change_session(sql) {
+            self.changed = true;
+            custom_setting_names(sql, &mut self.names);
+        }
+    }
+
+    /// Takes in what another observer noticed.
+    pub(crate) fn merge(&mut self, other: &mut SessionEffects) {
+        self.changed |= std::mem::take(&mut other.changed);
+        self.names.append(&mut other.names);
+    }
 }
 
 /// Relays until something ends it.
@@ -105,7 +148,8 @@ pub(crate) async fn relay(
     let ClientSide {
         stream: client_stream,
         pump: client_pump,
-        params: client_params,
+        reported,
+        effects,
         prepared,
         plan,
     } = client;
@@ -118,13 +162,17 @@ pub(crate) async fn relay(
         ..
     } = server;
     type MustBuffer = fn(u8) -> bool;
-    let (frontend_buffer, backend_buffer): (MustBuffer, MustBuffer) = match prepared {
-        Some(_) => (statements::frontend_must_buffer, replies::must_buffer),
-        None => (frontend_must_buffer, backend_must_buffer),
+    let (frontend_buffer, backend_buffer): (MustBuffer, MustBuffer) = match (&prepared, &effects) {
+        (Some(_), _) => (statements::frontend_must_buffer, replies::must_buffer),
+        (None, Some(_)) => (session_effects_must_buffer, backend_must_buffer),
+        (None, None) => (frontend_must_buffer, backend_must_buffer),
     };
     // Outlive one poll: the stop they cause may be reported on a later poll.
     let mut refused = false;
     let mut limit: Option<LimitError> = None;
+    // The client sent Terminate after requests Postgres is still answering: as on a direct
+    // connection, those finish and their replies are delivered before the session ends.
+    let mut terminating = false;
     std::future::poll_fn(|cx| {
         let (received_before, sent_before) = (client_pump.written(), server_pump.written());
         let mut saw_client = false;
@@ -137,11 +185,20 @@ pub(crate) async fn relay(
                 saw_client = true;
                 return Verdict::Forward;
             }
+            if let Some(e) = effects.as_deref_mut() {
+                e.frontend(tag, body);
+            }
             let verdict = match prepared.as_mut() {
                 Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
-                    Ok((v, injected_syncs)) => {
-                        for _ in 0..injected_syncs {
+                    Ok((v, injected)) => {
+                        for _ in 0..injected.syncs {
                             tracker.frontend(b'S');
+                        }
+                        for _ in 0..injected.queries {
+                            tracker.frontend(b'Q');
+                        }
+                        if let Some(e) = effects.as_deref_mut() {
+                            e.merge(&mut p.effects);
                         }
                         v
                     }
@@ -154,6 +211,11 @@ pub(crate) async fn relay(
             };
             saw_client = true;
             tracker.frontend(tag);
+            if prepared.is_some() {
+                // Requests sent while Postgres skips to the Sync owe no ReadyForQuery.
+                let skipped = plan.take_skipped_requests();
+                tracker.outstanding = tracker.outstanding.saturating_sub(skipped);
+            }
             verdict
         };
         let c2s = client_pump.poll_pump(
@@ -184,7 +246,14 @@ pub(crate) async fn relay(
             Poll::Ready(Ok(Paused::Stopped)) if limit.is_some() => {
                 return Poll::Ready(RelayEnd::StatementLimit(limit.take().expect("set")))
             }
-            Poll::Ready(Ok(Paused::Stopped)) => return Poll::Ready(RelayEnd::ClientTerminated),
+            Poll::Ready(Ok(Paused::Stopped)) => {
+                // An unsynced batch is rolled back, as Postgres does on Terminate; anything
+                // else whole that it owes replies for, it completes first.
+                terminating = tracker.outstanding > 0 && !tracker.unsynced && !tracker.copy_in;
+                if !terminating {
+                    return Poll::Ready(RelayEnd::ClientTerminated);
+                }
+            }
             Poll::Ready(Ok(Paused::Eof)) | Poll::Ready(Err(PumpError::Read(_))) => {
                 return Poll::Ready(RelayEnd::ClientGone)
             }
@@ -205,7 +274,7 @@ pub(crate) async fn relay(
                 refused = true;
                 return Verdict::StopBefore;
             }
-            let planned = if has_plan {
+            let mut planned = if has_plan {
                 match plan.on_backend(tag, body) {
                     // The message comes round again after what was inserted.
                     v @ Verdict::InsertBefore(_) => return v,
@@ -218,11 +287,27 @@ pub(crate) async fn relay(
                 if let Some((name, value)) = parse_parameter_status(b) {
                     server_params.insert(name.to_string(), value.to_string());
                     if is_session_parameter(name) {
-                        client_params.insert(name.to_string(), value.to_string());
+                        if let Some(e) = effects.as_deref_mut() {
+                            e.changed = true;
+                        }
+                        let shown = matches!(planned, Verdict::Forward);
+                        if shown && reported.get(name).is_some_and(|v| v == value) {
+                            // Postgres reports a value only when it differs from the last it
+                            // reported to this client; the server's last report may have
+                            // gone to pgsluice or to another client.
+                            planned = Verdict::Replace(bytes::Bytes::new());
+                        } else if shown {
+                            reported.insert(name.to_string(), value.to_string());
+                        }
                     }
                 }
             }
             tracker.backend(tag, body);
+            if has_plan && tag == b'E' {
+                // Requests Postgres skipped to the next Sync owe no ReadyForQuery.
+                let skipped = plan.take_skipped_requests();
+                tracker.outstanding = tracker.outstanding.saturating_sub(skipped);
+            }
             if matches!(tag, b'G' | b'W') {
                 plan.drop_ignored_syncs(tracker.take_ignored_syncs());
             }
@@ -267,6 +352,9 @@ pub(crate) async fn relay(
         }
         if tracker.outstanding == 0 {
             activity.busy_since = None;
+            if terminating && server_pump.is_clean() {
+                return Poll::Ready(RelayEnd::ClientTerminated);
+            }
         }
         TrafficStats::add(
             &stats.bytes_received,
@@ -290,6 +378,12 @@ pub(crate) async fn relay(
         }
     })
     .await
+}
+
+/// Frontend messages read whole when only session effects are watched: Terminate, and the
+/// Query and Parse whose SQL may change the session.
+fn session_effects_must_buffer(tag: u8) -> bool {
+    matches!(tag, b'X' | b'Q' | b'P')
 }
 
 /// Counts one ReadyForQuery: a query done, and when Postgres is idle again a transaction done

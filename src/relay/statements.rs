@@ -6,9 +6,12 @@
 //! Any doubt about what a server has prepared means forgetting it: a Close is sent before
 //! every Parse of a server name, so re-preparing is always safe.
 
+use std::collections::BTreeMap;
+
 use bytes::BytesMut;
 
 use super::replies::{Disposition, Kind, ReplyPlan, Undo};
+use super::session::SessionEffects;
 use crate::net::pump::Verdict;
 use crate::prepared::{
     ClientStatements, Counters, LimitError, Registry, ServerStatements, Statement,
@@ -17,7 +20,9 @@ use crate::protocol::extended::{
     bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
     write_bind_renamed, write_close, write_describe, write_parse, write_query, SessionCommand,
 };
+use crate::protocol::session_effects::{custom_setting_name_value, may_change_session};
 use crate::protocol::tracker::Tracker;
+use crate::server::quote_literal;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
 /// Postgres answers "does not exist" exactly as it would have (renamed back for the client).
@@ -30,6 +35,13 @@ pub(crate) struct Prepared<'a> {
     pub(crate) counters: &'a Counters,
     /// The client's search_path ("" = the server default): part of a statement's identity.
     pub(crate) search_path: &'a str,
+    /// Binds of statements whose SQL may change the session, and the custom setting names
+    /// they were given as parameters (`set_config($1, $2, false)`).
+    pub(crate) effects: SessionEffects,
+    /// The unnamed statement's SQL may change the session.
+    pub(crate) unnamed_changes_session: bool,
+    /// The client's startup parameters (lower-case name → value): what RESET returns to.
+    pub(crate) startup: &'a BTreeMap<String, String>,
 }
 
 /// Frontend messages the rewriter must see whole.
@@ -46,10 +58,10 @@ impl Prepared<'_> {
         tag: u8,
         body: Option<&[u8]>,
         tracker: &Tracker,
-    ) -> Result<(Verdict, u32), LimitError> {
+    ) -> Result<(Verdict, Injected), LimitError> {
         let Some(body) = body else {
             expect_plain(plan, tag);
-            return Ok((Verdict::Forward, 0));
+            return Ok((Verdict::Forward, Injected::default()));
         };
         let mut cx = Cx {
             me: self,
@@ -59,6 +71,7 @@ impl Prepared<'_> {
             aborted: tracker.tx_status == b'E',
             mid_batch: tracker.unsynced,
             injected_syncs: 0,
+            injected_queries: 0,
         };
         let outcome = match tag {
             b'P' => cx.parse(body)?,
@@ -68,7 +81,10 @@ impl Prepared<'_> {
             b'Q' => cx.query(body),
             _ => Outcome::Untouched,
         };
-        let syncs = cx.injected_syncs;
+        let injected = Injected {
+            syncs: cx.injected_syncs,
+            queries: cx.injected_queries,
+        };
         let verdict = match outcome {
             Outcome::Rewritten => Verdict::Replace(cx.out.freeze()),
             Outcome::Planned => Verdict::Forward,
@@ -77,8 +93,15 @@ impl Prepared<'_> {
                 Verdict::Forward
             }
         };
-        Ok((verdict, syncs))
+        Ok((verdict, injected))
     }
+}
+
+/// Requests pgsluice added to a client's message, each owed a ReadyForQuery.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Injected {
+    pub(crate) syncs: u32,
+    pub(crate) queries: u32,
 }
 
 /// The replies of a message forwarded untouched.
@@ -118,6 +141,8 @@ struct Cx<'p, 'a> {
     mid_batch: bool,
     /// Syncs pgsluice added, each owed a ReadyForQuery the tracker must count.
     injected_syncs: u32,
+    /// Simple Queries pgsluice added, likewise.
+    injected_queries: u32,
 }
 
 impl Cx<'_, '_> {
@@ -132,6 +157,7 @@ impl Cx<'_, '_> {
             self.server.clear();
         }
         if p.name.is_empty() {
+            self.me.unnamed_changes_session = may_change_session(p.query.as_bytes());
             return Ok(Outcome::Untouched);
         }
         Counters::add(&self.me.counters.client_parses, 1);
@@ -174,10 +200,17 @@ impl Cx<'_, '_> {
             return Outcome::Untouched;
         };
         if target.statement.is_empty() {
+            if self.me.unnamed_changes_session {
+                bind_names(&body[target.rest_offset..], &mut self.me.effects.names);
+            }
             return Outcome::Untouched;
         }
         Counters::add(&self.me.counters.binds, 1);
         let st = self.me.client.get(target.statement).cloned();
+        if st.as_ref().is_some_and(|st| st.changes_session) {
+            self.me.effects.changed = true;
+            bind_names(&body[target.rest_offset..], &mut self.me.effects.names);
+        }
         let (name, disposition) = self.server_name_for(target.statement);
         write_bind_renamed(&mut self.out, body, &target, &name);
         let undo = st.map(|st| Undo {
@@ -226,7 +259,7 @@ impl Cx<'_, '_> {
 
     fn query(&mut self, body: &[u8]) -> Outcome {
         match session_command(body) {
-            Some(SessionCommand::DeallocateAll | SessionCommand::DiscardAll) => {
+            Some(command @ (SessionCommand::DeallocateAll | SessionCommand::DiscardAll)) => {
                 // Postgres drops every statement of the session, ours included; if it
                 // refuses (aborted transaction, DISCARD ALL in a block) the names stay.
                 let undo = Undo {
@@ -234,6 +267,9 @@ impl Cx<'_, '_> {
                     ..Undo::default()
                 };
                 self.server.clear();
+                if command == SessionCommand::DiscardAll {
+                    return self.discard_all(body, undo);
+                }
                 self.plan
                     .expect_or_undo(Kind::UntilReady, Disposition::Forward, Some(undo));
                 Outcome::Planned
@@ -258,6 +294,9 @@ impl Cx<'_, '_> {
                             Some(undo),
                         )
                     }
+                    // Not one of its protocol-level statements: a SQL-level one (PREPARE),
+                    // or none; Postgres answers for itself.
+                    None if !is_pooler_name(&name) => return Outcome::Untouched,
                     None => (MISSING.to_string(), rename(MISSING, &name), None),
                 };
                 write_query(&mut self.out, &format!("DEALLOCATE {server_name}"));
@@ -265,8 +304,94 @@ impl Cx<'_, '_> {
                     .expect_or_undo(Kind::UntilReady, disposition, undo);
                 Outcome::Rewritten
             }
+            Some(SessionCommand::Reset(name)) => self.reset(
+                body,
+                self.me
+                    .startup
+                    .get(&*name)
+                    .map(|value| (name.as_ref(), value.as_str()))
+                    .into_iter()
+                    .collect(),
+            ),
+            Some(SessionCommand::ResetAll) => {
+                let all = self
+                    .me
+                    .startup
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                self.reset(body, all)
+            }
+            Some(SessionCommand::Execute { name, args }) => {
+                // EXECUTE of a statement it prepared through the protocol: Postgres shares
+                // one name space between the two, so the server's name must be used.
+                let Some(st) = self.me.client.get(&name).cloned() else {
+                    return Outcome::Untouched;
+                };
+                if !self.aborted {
+                    self.ensure_prepared_alone(&st);
+                }
+                write_query(&mut self.out, &format!("EXECUTE {}{args}", st.server_name));
+                self.plan
+                    .expect(Kind::UntilReady, rename(&st.server_name, &name));
+                Outcome::Rewritten
+            }
             None => Outcome::Untouched,
         }
+    }
+
+    /// RESET of startup parameters: on a connection of its own the client would get its
+    /// startup values back, where pgsluice's server would go to its own. So the values are
+    /// set again in the same Query, right after the RESET, hidden but for what Postgres
+    /// reports at its end (ParameterStatus with the startup value, as on a direct connection).
+    fn reset(&mut self, body: &[u8], startup: Vec<(&str, &str)>) -> Outcome {
+        if startup.is_empty() {
+            return Outcome::Untouched;
+        }
+        let text = body.strip_suffix(&[0]).unwrap_or(body);
+        let Ok(text) = std::str::from_utf8(text) else {
+            return Outcome::Untouched;
+        };
+        let mut sql = text.trim_end().trim_end_matches(';').to_string();
+        for (name, value) in startup {
+            sql.push_str("; ");
+            sql.push_str(&set_statement(name, value));
+        }
+        write_query(&mut self.out, &sql);
+        self.plan
+            .expect(Kind::UntilReady, Disposition::FirstCompletion);
+        Outcome::Rewritten
+    }
+
+    /// DISCARD ALL returns startup parameters to the server's values, where the client's
+    /// own connection would return to its startup values. It cannot share a Query with
+    /// anything, so a Query of pgsluice's follows it and sets them again; the client sees
+    /// one reply, with what Postgres reports at the end of the second (ParameterStatus of
+    /// the startup values) in place of what it reported at the end of the first.
+    fn discard_all(&mut self, body: &[u8], undo: Undo) -> Outcome {
+        let text = std::str::from_utf8(body.strip_suffix(&[0]).unwrap_or(body));
+        let (Ok(text), false, false) = (text, self.me.startup.is_empty(), self.mid_batch) else {
+            self.plan
+                .expect_or_undo(Kind::UntilReady, Disposition::Forward, Some(undo));
+            return Outcome::Planned;
+        };
+        write_query(&mut self.out, text);
+        let sets: Vec<String> = self
+            .me
+            .startup
+            .iter()
+            .map(|(name, value)| set_statement(name, value))
+            .collect();
+        write_query(&mut self.out, &sets.join("; "));
+        let restored = self.me.startup.clone().into_iter().collect();
+        self.plan.expect_or_undo(
+            Kind::UntilReady,
+            Disposition::Restoring(restored),
+            Some(undo),
+        );
+        self.plan.expect(Kind::UntilReady, Disposition::OnlyReady);
+        self.injected_queries += 1;
+        Outcome::Rewritten
     }
 
     /// The server name for a client's statement, prepared first if this server lacks it.
@@ -276,6 +401,9 @@ impl Cx<'_, '_> {
                 self.ensure_prepared(&st);
                 (st.server_name.clone(), rename(&st.server_name, client_name))
             }
+            // A SQL-level statement (PREPARE) or none: Postgres answers for itself. A name
+            // like pgsluice's own must not reach the statements pgsluice prepared.
+            None if !is_pooler_name(client_name) => (client_name.to_string(), Disposition::Forward),
             None => (MISSING.to_string(), rename(MISSING, client_name)),
         }
     }
@@ -340,6 +468,56 @@ impl Cx<'_, '_> {
         self.plan.expect_or_undo(Kind::One, disposition, Some(undo));
         Counters::add(&self.me.counters.server_parses, 1);
     }
+}
+
+/// Custom setting names among a Bind's text parameter values (`rest`: the Bind body after
+/// the portal and statement names). A malformed Bind yields nothing: Postgres refuses it.
+fn bind_names(rest: &[u8], names: &mut Vec<String>) {
+    fn take<'b>(rest: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        *rest = tail;
+        Some(head)
+    }
+    fn int16(rest: &mut &[u8]) -> Option<usize> {
+        take(rest, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+    let mut rest = rest;
+    let Some(formats) = int16(&mut rest) else {
+        return;
+    };
+    if take(&mut rest, formats * 2).is_none() {
+        return;
+    }
+    let Some(count) = int16(&mut rest) else {
+        return;
+    };
+    for _ in 0..count {
+        let Some(len) = take(&mut rest, 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return;
+        };
+        let Ok(len) = usize::try_from(len) else {
+            continue; // NULL
+        };
+        match take(&mut rest, len) {
+            Some(value) => custom_setting_name_value(value, names),
+            None => return,
+        }
+    }
+}
+
+/// `SET "name" TO 'value'`.
+fn set_statement(name: &str, value: &str) -> String {
+    format!(
+        "SET \"{}\" TO {}",
+        name.replace('"', "\"\""),
+        quote_literal(value)
+    )
+}
+
+/// Whether a client's name could be one pgsluice prepares statements under.
+fn is_pooler_name(name: &str) -> bool {
+    name.starts_with("pgsluice_")
 }
 
 fn write_sync(out: &mut BytesMut) {

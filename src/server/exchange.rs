@@ -1,9 +1,7 @@
-//! Requests pgsluice itself sends to a server outside any client's relay: applying a client's
-//! session parameters, ROLLBACK, server_reset_query. Replies are read through the server's
+//! Requests pgsluice itself sends to a server outside any client's relay: ROLLBACK,
+//! server_reset_query, and the queries of `session`. Replies are read through the server's
 //! own inbound pump (so no byte of a half-read message is lost) and discarded, keeping the
 //! first error and the ParameterStatus values Postgres reports.
-
-use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -84,74 +82,6 @@ pub(crate) async fn drain(
     }
     outcome.tx_status = tracker.tx_status;
     Ok(outcome)
-}
-
-/// Makes the server's session match `wanted` (name → value) in one round trip: parameters
-/// Postgres reports are set only where its last report differs; unreported ones (search_path
-/// before PostgreSQL 17, statement_timeout from `options`) where pgsluice has not set that
-/// value itself, and those pgsluice set for an earlier client but `wanted` lacks are RESET.
-/// Returns Postgres's error if it refused one.
-pub(crate) async fn apply_params(
-    server: &mut ServerConn,
-    wanted: &BTreeMap<String, String>,
-) -> Result<Option<(String, String)>, ServerError> {
-    // Runs before every transaction: the common case (every value already in place, the
-    // names spelled as Postgres reports them) allocates nothing and does one map lookup per
-    // parameter.
-    let mut sets = Vec::new();
-    let mut applied: Option<BTreeMap<String, String>> = None;
-    for (name, value) in wanted {
-        let reported = server.params.get(name).or_else(|| {
-            server
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        });
-        let current = match reported {
-            Some(v) => Some(v),
-            None => server.applied.get(&name.to_ascii_lowercase()),
-        };
-        if current != Some(value) {
-            sets.push(format!(
-                "pg_catalog.set_config({}, {}, false)",
-                quote_literal(name),
-                quote_literal(value)
-            ));
-        }
-        if reported.is_none() {
-            applied
-                .get_or_insert_with(|| server.applied.clone())
-                .insert(name.to_ascii_lowercase(), value.clone());
-        }
-    }
-    let mut statements = Vec::new();
-    if !sets.is_empty() {
-        statements.push(format!("SELECT {}", sets.join(", ")));
-    }
-    for name in server.applied.keys() {
-        if !wanted.keys().any(|w| w.eq_ignore_ascii_case(name)) {
-            statements.push(format!("RESET {}", quote_ident(name)));
-            applied
-                .get_or_insert_with(|| server.applied.clone())
-                .remove(name);
-        }
-    }
-    if statements.is_empty() {
-        return Ok(None);
-    }
-    let outcome = simple_query(server, &statements.join("; ")).await?;
-    if outcome.error.is_none() {
-        if let Some(applied) = applied {
-            server.applied = applied;
-        }
-    }
-    Ok(outcome.error)
-}
-
-/// SQL identifier, quoted; a dotted custom parameter name ("myapp.mode") stays one name.
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// SQL string literal; standard_conforming_strings is on in every supported Postgres, and an

@@ -168,6 +168,10 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         id: req.id,
         stream,
         inbound,
+        login_user: params
+            .get("session_authorization")
+            .cloned()
+            .unwrap_or_else(|| req.user.to_string()),
         params,
         applied: BTreeMap::new(),
         local,

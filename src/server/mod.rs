@@ -4,18 +4,22 @@
 //! Callers: the pool (login), the client session (params, reset), cancel forwarding.
 
 mod cancel;
+mod custom_names;
 mod encrypt;
 mod exchange;
 mod login;
 mod reset;
+mod session;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub(crate) use cancel::{send_cancel, CancelRegistry, CancelTarget};
-pub(crate) use exchange::{apply_params, simple_query};
+pub(crate) use custom_names::CustomNames;
+pub(crate) use exchange::{quote_literal, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
+pub(crate) use session::{apply, capture, Applied, Snapshot};
 
 use crate::live::{Registration, TrafficStats};
 use crate::net::pump::{Pump, PumpError};
@@ -31,8 +35,13 @@ pub(crate) struct ServerConn {
     pub(crate) inbound: Pump,
     /// Values Postgres reported with ParameterStatus, by name as reported.
     pub(crate) params: BTreeMap<String, String>,
-    /// Unreported parameters pgsluice itself set on this server (lower-case name → value).
+    /// Every run-time parameter at source "session" on this server, as far as pgsluice knows
+    /// (lower-case name → value): what it set for the last client, or read back after that
+    /// client changed something (`session::capture`).
     pub(crate) applied: BTreeMap<String, String>,
+    /// The user it logged in as (session_authorization at login), which a client's
+    /// SET SESSION AUTHORIZATION is compared with.
+    pub(crate) login_user: String,
     /// Statements pgsluice prepared on this server under pooler-wide names.
     pub(crate) prepared: ServerStatements,
     /// Local end of the TCP connection (None over a Unix socket).

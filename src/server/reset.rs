@@ -24,12 +24,24 @@ pub(crate) async fn reset_for_next_client(
             "client left in the middle of a message".into(),
         ));
     }
+    if tracker.unsynced && !tracker.copy_in {
+        // Extended-protocol messages without their Sync: Postgres may hold an implicit
+        // transaction with the client's work in it, and the Sync that would end it commits
+        // (docs "Extended Query"). The client never asked for that; closing the connection
+        // makes Postgres roll it back (invariant 7).
+        return Err(ServerError::Protocol(
+            "client left in the middle of an extended-protocol batch; closing the server so \
+             its implicit transaction is rolled back, not committed"
+                .into(),
+        ));
+    }
     let mut out = BytesMut::new();
     if tracker.copy_in {
         // PostgreSQL docs, COPY: CopyFail ends copy-in with an ErrorResponse.
         frontend::copy_fail("client disconnected", &mut out)?;
     }
-    if tracker.unsynced || tracker.copy_in {
+    if tracker.copy_in {
+        // Ended with an error by the CopyFail, so whatever the batch held is rolled back.
         frontend::sync(&mut out);
         tracker.frontend(b'S');
     }

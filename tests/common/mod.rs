@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod chaos_proxy;
 pub mod clients;
 pub mod console;
+pub mod differential;
 pub mod pg;
 pub mod pg_direct;
 pub mod pgbin;

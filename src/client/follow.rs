@@ -1,0 +1,96 @@
+//! Session state following its client in transaction pooling (ARCHITECTURE.md invariant 3):
+//! before a client uses a server, the server is given exactly the client's settings; after a
+//! transaction that may have changed them, they are read back from Postgres; state that cannot
+//! move with the client (advisory locks, temporary tables, SQL prepared statements, WITH HOLD
+//! cursors, LISTEN) pins it to its server until that state is gone — visibly, in SHOW CLIENTS,
+//! in `pgsluice_clients_pinned` and in the log.
+
+use bytes::BytesMut;
+use tokio::io::AsyncWriteExt;
+
+use super::attach::Attached;
+use super::ClientError;
+use crate::server::{apply, capture, Applied, ServerConn, ServerError};
+
+/// Why a server could not be given a client's settings.
+pub(super) enum ApplyError {
+    /// Postgres refused a value (SQLSTATE, message): the client is told so.
+    Refused { code: String, message: String },
+    /// The server failed; nothing of the client's request has reached it.
+    Server(ServerError),
+}
+
+/// Gives `server` exactly the client's settings, and tells the client of every reported
+/// value that changed on the way.
+pub(super) async fn apply_to(
+    c: &mut Attached<'_>,
+    server: &mut ServerConn,
+) -> Result<(), ApplyError> {
+    match apply(server, &c.settings.values).await {
+        Ok(Applied::Unchanged) => Ok(()),
+        Ok(Applied::Changed) => tell_changes(c, server)
+            .await
+            .map_err(|e| ApplyError::Server(ServerError::Io(e))),
+        Ok(Applied::Refused { code, message }) => Err(ApplyError::Refused { code, message }),
+        Err(e) => Err(ApplyError::Server(e)),
+    }
+}
+
+/// After a transaction that may have changed the session: reads its state back from the
+/// server so that it follows the client, and pins the client when some of it cannot. A
+/// startup parameter the client RESET gets its startup value back at once, and the client is
+/// told of it.
+pub(super) async fn read_back(
+    c: &mut Attached<'_>,
+    server: &mut ServerConn,
+) -> Result<(), ClientError> {
+    // Custom settings it holds (from startup, or read back before) must be read back too.
+    let held = c.settings.values.keys().filter(|name| name.contains('.'));
+    c.settings.effects.names.extend(held.cloned());
+    c.shared.custom_names.note(&mut c.settings.effects.names);
+    let custom = c.shared.custom_names.sql_array();
+    let snapshot = capture(server, &custom).await?;
+    c.settings.absorb(&snapshot);
+    set_pins(c, snapshot.pins.clone());
+    if c.settings.differs_from(&snapshot) {
+        if let Applied::Refused { code, message } = apply(server, &c.settings.values).await? {
+            return Err(ClientError::Rejected { code, message });
+        }
+        tell_changes(c, server).await?;
+    }
+    Ok(())
+}
+
+/// Records why the client is pinned ("" when it is not) where SHOW CLIENTS and the metrics
+/// see it, with a log line at each change.
+fn set_pins(c: &mut Attached<'_>, pins: Vec<String>) {
+    if pins == c.settings.pins {
+        return;
+    }
+    let reason = pins.join(", ");
+    if pins.is_empty() {
+        tracing::info!(
+            client = c.client_id,
+            "client unpinned: its session state is gone"
+        );
+    } else {
+        tracing::info!(
+            client = c.client_id,
+            reason = %reason,
+            "client pinned to its server until this session state is gone"
+        );
+    }
+    *c.info.pinned.lock().expect("info lock") = reason;
+    c.settings.pins = pins;
+}
+
+/// ParameterStatus for every reported value the server now holds that the client has not
+/// been told: pgsluice changed them for it (Postgres sends ParameterStatus at any time).
+async fn tell_changes(c: &mut Attached<'_>, server: &mut ServerConn) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
+    c.settings.report_changes(&server.params, &mut out);
+    if !out.is_empty() {
+        c.stream.write_all(&out).await?;
+    }
+    Ok(())
+}
