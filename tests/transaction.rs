@@ -240,6 +240,36 @@ async fn query_wait_timeout_is_an_error_the_client_can_retry_after() {
 }
 
 #[tokio::test]
+async fn a_login_needs_no_server_while_every_server_is_busy() {
+    let p = tx_pooler("default_pool_size = 1\nquery_wait_timeout = \"500ms\"");
+    // The first logins teach the pool what its servers report, startup values included.
+    let mut cfg = md5_login(p.connect_config());
+    cfg.dbname(TEST_DB)
+        .application_name("surge")
+        .options("-c TimeZone=asia/kolkata");
+    let (first, _t) = connect_with(&cfg).await.unwrap();
+    first.simple_query("select 1").await.unwrap();
+    let holder = login(&p).await;
+    holder.batch_execute("begin").await.unwrap();
+    // Every server is busy: both kinds of login still complete, with Postgres's values.
+    let plain = login(&p).await;
+    let (same, _t) = tokio::time::timeout(Duration::from_secs(10), connect_with(&cfg))
+        .await
+        .expect("logged in without a server")
+        .unwrap();
+    // The first request is what waits, and gets the error the client can retry after.
+    let err = same.simple_query("show timezone").await.unwrap_err();
+    assert_eq!(sqlstate(&err), Some("53300"), "{err:?}");
+    holder.batch_execute("commit").await.unwrap();
+    let zone = same.query_one("show timezone", &[]).await.unwrap();
+    assert_eq!(zone.get::<_, String>(0), "Asia/Kolkata");
+    let name = same.query_one("show application_name", &[]).await.unwrap();
+    assert_eq!(name.get::<_, String>(0), "surge");
+    let zone = plain.query_one("show timezone", &[]).await.unwrap();
+    assert_ne!(zone.get::<_, String>(0), "Asia/Kolkata", "defaults for a plain login");
+}
+
+#[tokio::test]
 async fn idle_transaction_timeout_frees_the_server() {
     let p = tx_pooler("default_pool_size = 1\nidle_transaction_timeout = \"300ms\"");
     let a = login(&p).await;

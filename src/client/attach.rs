@@ -138,8 +138,18 @@ impl Attached<'_> {
             // Postgres refused a startup parameter: a FATAL at login, as Postgres itself does.
             return Err(ClientError::Rejected { code, message });
         }
+        let params = server.params.clone();
+        self.greet_with(&params).await
+    }
+
+    /// Greets the client with `params` as its ParameterStatus values, its cancel key and
+    /// ReadyForQuery.
+    pub(super) async fn greet_with(
+        &mut self,
+        params: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), ClientError> {
         let mut out = BytesMut::new();
-        for (name, value) in &server.params {
+        for (name, value) in params {
             backend::parameter_status(&mut out, name, value);
             if is_session_parameter(name) {
                 self.settings.reported.insert(name.clone(), value.clone());

@@ -53,10 +53,21 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
     result
 }
 
-/// The login needs one server for the ParameterStatus values it reports; then it goes back.
+/// Greets the client with the ParameterStatus values of its session: learnt from earlier
+/// logins when every startup value is known, so no server is needed; otherwise from a server
+/// its startup parameters are applied on (which teaches them), which then goes back.
 async fn greet(c: &mut Attached<'_>) -> Result<(), ClientError> {
+    let reports = &c.pool.login_reports;
+    if let Some(report) = reports.report(&c.settings.values) {
+        return c.greet_with(&report).await;
+    }
     let mut lease = c.checkout().await?;
     let greeted = c.greet(&mut lease).await;
+    if greeted.is_ok() {
+        let pool = c.pool.clone();
+        pool.login_reports
+            .learn(&c.settings.values, &lease.server().params);
+    }
     let pool = lease.pool().clone();
     pool.checkin(lease);
     greeted

@@ -93,6 +93,7 @@ impl Pool {
             }
         }
         tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, tls = %conn.tls, "server connection opened");
+        self.login_reports.server_logged_in(&conn.params);
         let (addr, port) = s.address.host_port();
         let ends = Endpoints {
             addr,

@@ -12,6 +12,7 @@ mod health;
 mod lease;
 mod ledger;
 mod limits;
+mod login_report;
 mod maintenance;
 mod server_pool;
 mod settings;

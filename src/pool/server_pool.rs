@@ -30,6 +30,8 @@ pub(crate) struct Pool {
     /// Bumped by RECONNECT and by a reload that changes where or how servers log in: servers
     /// of an older generation are closed instead of reused.
     pub(crate) generation: AtomicU64,
+    /// What its servers report at login, so that logins need no server.
+    pub(crate) login_reports: super::login_report::LoginReports,
 }
 
 impl Pool {
@@ -51,6 +53,7 @@ impl Pool {
             servers,
             stats: Arc::new(stats),
             generation: AtomicU64::new(0),
+            login_reports: Default::default(),
         }
     }
 
