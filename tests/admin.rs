@@ -22,7 +22,7 @@ fn tx_pooler(extra: &str) -> Pooler {
     Pooler::start(tx_config(extra))
 }
 
-const CONN_COLUMNS: [&str; 20] = [
+const CONN_COLUMNS: [&str; 21] = [
     "type",
     "user",
     "database",
@@ -43,6 +43,7 @@ const CONN_COLUMNS: [&str; 20] = [
     "application_name",
     "prepared_statements",
     "id",
+    "pinned",
 ];
 
 const STATS_SUBSET: [&str; 8] = [

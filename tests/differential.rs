@@ -5,6 +5,8 @@
 //! and FunctionCall, cancel, and leaving at every point of an exchange.
 
 mod common;
+#[path = "differential/random.rs"]
+mod random;
 
 use common::differential::{Differential, Scenario};
 use common::raw::Frontend;

@@ -300,3 +300,45 @@ fn reference_scanner_takes_whole_names_only() {
     assert!(!is_exported("pgsluice_y_bucket", &types));
     assert!(!is_exported("pgsluice_z", &types));
 }
+
+/// A transaction-pooling client pinned by an advisory lock is counted by reason while the lock
+/// lives, and no longer once it is released.
+#[tokio::test]
+async fn pinned_clients_are_counted_by_reason() {
+    let metrics_port = free_port();
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 2")
+            .pooler(&format!("metrics_addr = \"127.0.0.1:{metrics_port}\"")),
+    );
+    first_scrape(&p, metrics_port).await;
+    let (a, _t) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
+    let pinned = |exposition: &str, reason: &str| {
+        let labels = [
+            ("database", TEST_DB),
+            ("user", MD5_USER),
+            ("reason", reason),
+        ];
+        sample(exposition, "pgsluice_clients_pinned", &labels)
+    };
+    assert_eq!(
+        pinned(&scrape(metrics_port).await, "advisory lock"),
+        Some(0.0)
+    );
+    a.simple_query("select pg_advisory_lock(8642)")
+        .await
+        .unwrap();
+    // The pin is recorded once pgsluice has read the session back, right after the reply.
+    wait_until("the client counted as pinned", LONG, || async {
+        pinned(&scrape(metrics_port).await, "advisory lock") == Some(1.0)
+    })
+    .await;
+    assert_eq!(pinned(&scrape(metrics_port).await, "LISTEN"), Some(0.0));
+    a.simple_query("select pg_advisory_unlock(8642)")
+        .await
+        .unwrap();
+    wait_until("the client counted as unpinned", LONG, || async {
+        pinned(&scrape(metrics_port).await, "advisory lock") == Some(0.0)
+    })
+    .await;
+}

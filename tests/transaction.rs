@@ -266,7 +266,82 @@ async fn a_login_needs_no_server_while_every_server_is_busy() {
     let name = same.query_one("show application_name", &[]).await.unwrap();
     assert_eq!(name.get::<_, String>(0), "surge");
     let zone = plain.query_one("show timezone", &[]).await.unwrap();
-    assert_ne!(zone.get::<_, String>(0), "Asia/Kolkata", "defaults for a plain login");
+    assert_ne!(
+        zone.get::<_, String>(0),
+        "Asia/Kolkata",
+        "defaults for a plain login"
+    );
+}
+
+#[tokio::test]
+async fn state_that_cannot_move_pins_the_client_visibly_until_it_is_gone() {
+    let p = tx_pooler("default_pool_size = 2");
+    let a = console::pooled_named(&p, TEST_DB, "pinned_a").await;
+    let b = login(&p).await;
+    let admin = console::console(&p).await;
+    let pinned = |clients: &console::ResultSet| {
+        clients
+            .lookup("application_name", "pinned_a", "pinned")
+            .to_string()
+    };
+    a.batch_execute("listen orders; select pg_advisory_lock(4711)")
+        .await
+        .unwrap();
+    // Recorded once pgsluice has read the session back, right after the reply.
+    wait_until(
+        "SHOW CLIENTS to say why A is pinned",
+        Duration::from_secs(30),
+        || async {
+            pinned(&console::show(&admin, "SHOW CLIENTS").await) == "advisory lock, LISTEN"
+        },
+    )
+    .await;
+    // A keeps its server: B's transaction gets the other one, A goes on meanwhile on its own.
+    b.batch_execute("begin").await.unwrap();
+    let own = backend_pid(&a).await;
+    assert_eq!(backend_pid(&a).await, own, "the same server every time");
+    b.batch_execute("commit").await.unwrap();
+    a.batch_execute("unlisten *; select pg_advisory_unlock(4711)")
+        .await
+        .unwrap();
+    wait_until(
+        "A unpinned in SHOW CLIENTS",
+        Duration::from_secs(30),
+        || async { pinned(&console::show(&admin, "SHOW CLIENTS").await).is_empty() },
+    )
+    .await;
+    let log = p.log();
+    assert!(log.contains("client pinned to its server"), "{log}");
+    assert!(log.contains("client unpinned"), "{log}");
+    // Nothing of A's lock is left for anyone: another session can take it.
+    let su = shared_cluster().superuser_client(TEST_DB).await;
+    let got: bool = su
+        .query_one("select pg_try_advisory_lock(4711)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(got);
+}
+
+#[tokio::test]
+async fn a_pinned_client_that_leaves_leaves_nothing_behind() {
+    let p = tx_pooler("default_pool_size = 1");
+    let a = login(&p).await;
+    a.batch_execute("select pg_advisory_lock(4712); create temp table mine (v int)")
+        .await
+        .unwrap();
+    drop(a);
+    // The next client gets a server with no lock and no temporary table of A's.
+    let b = login(&p).await;
+    let rows = b
+        .query_one(
+            "select (select count(*) from pg_locks where locktype = 'advisory' and objid = 4712), \
+             (select count(*) from pg_class where relnamespace = pg_my_temp_schema())",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((rows.get::<_, i64>(0), rows.get::<_, i64>(1)), (0, 0));
 }
 
 #[tokio::test]

@@ -173,6 +173,7 @@ fn conn_row(c: &ConnInfo, kind: &'static str, remote_pid: u32) -> ConnRow {
             .map(|n| n.clone())
             .unwrap_or_default(),
         prepared_statements: c.prepared_statements.load(Ordering::Relaxed),
+        pinned: c.pinned.lock().map(|p| p.clone()).unwrap_or_default(),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::protocol::backend::ColumnType::{self, Int4, Int8, Text};
 
 /// PgBouncer 1.18's columns plus prepared_statements (1.21) and id (1.23); its
 /// `replication` column (1.23) is left out because pgsluice pools no replication connections.
+/// `pinned` is pgsluice's own, last so that scripts reading PgBouncer's columns by position
+/// keep working: why a transaction-pooling client keeps its server ("" when it does not).
 pub(super) const CONN_COLUMNS: &Columns = &[
     ("type", Text),
     ("user", Text),
@@ -35,6 +37,7 @@ pub(super) const CONN_COLUMNS: &Columns = &[
     // int8, where PgBouncer declares int4: our ids are 64-bit and must round-trip exactly
     // into KILL_CLIENT.
     ("id", ID_TYPE),
+    ("pinned", Text),
 ];
 
 const ID_TYPE: ColumnType = Int8;
@@ -48,7 +51,7 @@ pub(super) fn conns(out: &mut BytesMut, rows: &[ConnRow]) {
     }
 }
 
-fn values(c: &ConnRow) -> [Option<String>; 20] {
+fn values(c: &ConnRow) -> [Option<String>; 21] {
     [
         text(c.kind),
         text(&c.user),
@@ -71,6 +74,7 @@ fn values(c: &ConnRow) -> [Option<String>; 20] {
         text(&c.application_name),
         int4(c.prepared_statements),
         int8(c.id),
+        text(&c.pinned),
     ]
 }
 
@@ -91,7 +95,7 @@ mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
 
-    const EXPECTED: [&str; 20] = [
+    const EXPECTED: [&str; 21] = [
         "type",
         "user",
         "database",
@@ -112,6 +116,7 @@ mod tests {
         "application_name",
         "prepared_statements",
         "id",
+        "pinned",
     ];
 
     fn client() -> ConnRow {
@@ -134,6 +139,7 @@ mod tests {
             tls: String::new(),
             application_name: "pos-terminal".into(),
             prepared_statements: 3,
+            pinned: String::new(),
         }
     }
 
@@ -236,7 +242,7 @@ mod tests {
         let mut out = BytesMut::new();
         conns(&mut out, &[]);
         let set = read(&out);
-        assert_eq!(set.names().len(), 20);
+        assert_eq!(set.names().len(), 21);
         assert!(set.rows.is_empty());
     }
 }

@@ -63,6 +63,9 @@ pub(crate) struct ConnRow {
     pub(crate) application_name: String,
     /// Protocol-level prepared statements the client has / the server holds.
     pub(crate) prepared_statements: u64,
+    /// Clients: why the client keeps its server between transactions (session state that
+    /// cannot move: "advisory lock", "LISTEN", ...); "" when it does not. Servers: "".
+    pub(crate) pinned: String,
 }
 
 impl Default for ConnRow {
@@ -86,6 +89,7 @@ impl Default for ConnRow {
             tls: String::new(),
             application_name: String::new(),
             prepared_statements: 0,
+            pinned: String::new(),
         }
     }
 }

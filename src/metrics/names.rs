@@ -5,6 +5,10 @@
 
 /// Clients per pool by state (`state` = active | waiting | idle).
 pub(crate) const CLIENTS: &str = "pgsluice_clients";
+/// Clients per pool pinned to their server in transaction pooling, by kind of session state
+/// that cannot move (`reason` = advisory lock | temporary table | prepared statement |
+/// cursor WITH HOLD | LISTEN).
+pub(crate) const CLIENTS_PINNED: &str = "pgsluice_clients_pinned";
 /// Server connections per pool by state (`state` = active | idle | login).
 pub(crate) const SERVERS: &str = "pgsluice_servers";
 /// Longest current wait for a server per pool, in seconds.

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use super::names as n;
 use super::{Exporter, Labels};
 use crate::live::{ConnState, PoolHistograms};
+use crate::server::PIN_REASONS;
 use crate::state::Shared;
 
 pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
@@ -32,6 +33,17 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
         ] {
             let count = mine.iter().filter(|c| c.state() == st).count();
             e.gauge(n::CLIENTS, &with("state", state), count as f64);
+        }
+        for reason in PIN_REASONS {
+            let count = mine
+                .iter()
+                .filter(|c| {
+                    c.pinned
+                        .lock()
+                        .is_ok_and(|p| p.split(", ").any(|r| r == reason))
+                })
+                .count();
+            e.gauge(n::CLIENTS_PINNED, &with("reason", reason), count as f64);
         }
         let max_wait = mine.iter().map(|c| c.wait()).max().unwrap_or_default();
         e.gauge(n::MAX_WAIT, &labels, max_wait.as_secs_f64());

@@ -19,7 +19,7 @@ pub(crate) use custom_names::CustomNames;
 pub(crate) use exchange::{quote_literal, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
-pub(crate) use session::{apply, capture, Applied, Snapshot};
+pub(crate) use session::{apply, capture, Applied, Snapshot, PIN_REASONS};
 
 use crate::live::{Registration, TrafficStats};
 use crate::net::pump::{Pump, PumpError};

@@ -22,6 +22,15 @@ use crate::protocol::tracker::{backend_must_buffer, Tracker};
 /// Reported by Postgres and settable, but not listed in pg_settings: compared with the login.
 const SESSION_AUTHORIZATION: &str = "session_authorization";
 
+/// The kinds of session state that cannot move to another server, as `capture` names them.
+pub(crate) const PIN_REASONS: [&str; 5] = [
+    "advisory lock",
+    "temporary table",
+    "prepared statement",
+    "cursor WITH HOLD",
+    "LISTEN",
+];
+
 /// One row per setting at source "session" ('s'), one per kind of pinning state ('p'). `role`
 /// and `session_authorization` are not in pg_settings, so they are read on their own.
 const CAPTURE_SQL: &str = "\
@@ -237,7 +246,18 @@ fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::data_row;
+    use super::{data_row, CAPTURE_SQL, PIN_REASONS};
+
+    #[test]
+    fn the_capture_names_each_pin_reason() {
+        for reason in PIN_REASONS {
+            assert!(
+                CAPTURE_SQL.contains(&format!("'p', '{reason}'")),
+                "{reason}"
+            );
+        }
+        assert_eq!(CAPTURE_SQL.matches("'p', '").count(), PIN_REASONS.len());
+    }
 
     #[test]
     fn data_rows_decode_with_nulls() {

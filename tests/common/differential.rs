@@ -480,10 +480,42 @@ fn normalize_names(s: &str) -> String {
     out
 }
 
+/// Sorts each run of consecutive ParameterStatus messages: Postgres sends the changes of one
+/// reply together before ReadyForQuery, each on its own, in an order of its own making (the
+/// order of its settings table, or of the changes, by version); no client reads meaning into
+/// it, and pgsluice may report a change it made for the client in the same run.
+fn sort_status_runs(lines: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut run_start = 0;
+    for line in lines {
+        if line.starts_with("ParameterStatus(") {
+            out.push(line.clone());
+            out[run_start..].sort();
+        } else {
+            out.push(line.clone());
+            run_start = out.len();
+        }
+    }
+    out
+}
+
 fn compare(s: &Scenario, direct: &Transcript, pooled: &Transcript, p: &Pooler) {
+    let (direct_replies, pooled_replies) = (
+        sort_status_runs(&direct.replies),
+        sort_status_runs(&pooled.replies),
+    );
+    if std::env::var_os("DIFFERENTIAL_SHOW").is_some() {
+        // For writing scenarios: what both sides said, even when they agree.
+        eprintln!(
+            "--- {} ---\n{}\n---\n{}",
+            s.name,
+            numbered(&direct.replies),
+            numbered(&pooled.replies)
+        );
+    }
     let sides = [
         ("login", &direct.login, &pooled.login),
-        ("replies", &direct.replies, &pooled.replies),
+        ("replies", &direct_replies, &pooled_replies),
     ];
     for (part, d, g) in sides {
         if d != g {

@@ -156,7 +156,7 @@ fn clients_and_servers_list_their_own_rows() {
     let clients = render(ShowWhat::Clients, &snap);
     assert_eq!(clients.rows.len(), 1);
     assert_eq!(clients.get(0, "type"), Some("C"));
-    assert_eq!(clients.names().last(), Some(&"id"));
+    assert_eq!(clients.names().last(), Some(&"pinned"));
     let servers = render(ShowWhat::Servers, &snap);
     assert_eq!(servers.rows.len(), 2);
     assert_eq!(servers.get(1, "type"), Some("S"));
