@@ -324,6 +324,39 @@ async fn state_that_cannot_move_pins_the_client_visibly_until_it_is_gone() {
 }
 
 #[tokio::test]
+async fn pin_session_state_off_returns_the_server_with_its_state_as_pgbouncer_does() {
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 1")
+            .user(MD5_USER, "pin_session_state = false"),
+    );
+    let a = login(&p).await;
+    a.batch_execute("select pg_advisory_lock(4713)")
+        .await
+        .unwrap();
+    // One server, and A does not keep it: B gets it, lock and all.
+    let b = login(&p).await;
+    let held: i64 = b
+        .query_one(
+            "select count(*) from pg_locks where locktype = 'advisory' and objid = 4713 \
+             and pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 1);
+    let admin = console::console(&p).await;
+    let clients = console::show(&admin, "SHOW CLIENTS").await;
+    for row in 0..clients.rows.len() {
+        assert_eq!(clients.get(row, "pinned"), "", "{clients:?}");
+    }
+    b.batch_execute("select pg_advisory_unlock_all()")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_pinned_client_that_leaves_leaves_nothing_behind() {
     let p = tx_pooler("default_pool_size = 1");
     let a = login(&p).await;

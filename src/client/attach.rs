@@ -42,6 +42,8 @@ pub(crate) struct Attached<'a> {
     pub(crate) statements: Option<ClientStatements>,
     /// Its record in SHOW CLIENTS.
     pub(crate) info: Arc<ConnInfo>,
+    /// pin_session_state for its pool: state that cannot move keeps its server.
+    pub(crate) pin_session_state: bool,
 }
 
 /// Why relaying for this client stopped.

@@ -51,7 +51,15 @@ pub(super) async fn read_back(
     let custom = c.shared.custom_names.sql_array();
     let snapshot = capture(server, &custom).await?;
     c.settings.absorb(&snapshot);
-    set_pins(c, snapshot.pins.clone());
+    if c.pin_session_state {
+        set_pins(c, snapshot.pins.clone());
+    } else if !snapshot.pins.is_empty() {
+        tracing::debug!(
+            client = c.client_id,
+            pins = ?snapshot.pins,
+            "session state that cannot move left on the server (pin_session_state = false)"
+        );
+    }
     if c.settings.differs_from(&snapshot) {
         if let Applied::Refused { code, message } = apply(server, &c.settings.values).await? {
             return Err(ClientError::Rejected { code, message });

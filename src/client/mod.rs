@@ -206,7 +206,10 @@ async fn handle(
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
     drop(buf);
+    let pin_session_state =
+        config.pin_session_state_for(&logged_in.pool.key.database, &logged_in.user);
     let attached = attach::Attached {
+        pin_session_state,
         shared,
         stream,
         pump,

@@ -22,6 +22,7 @@ pub const DATABASE_KEYS: &[&str] = &[
     "min_pool_size",
     "reserve_pool",
     "pool_mode",
+    "pin_session_state",
     "max_db_connections",
     "max_db_client_connections",
     "connect_query",
@@ -31,6 +32,7 @@ pub const DATABASE_KEYS: &[&str] = &[
 /// Every key a [users.<name>] section accepts.
 pub const USER_KEYS: &[&str] = &[
     "pool_mode",
+    "pin_session_state",
     "pool_size",
     "max_user_connections",
     "max_user_client_connections",
@@ -60,6 +62,8 @@ pub struct DatabaseSettings {
     pub reserve_pool: Option<usize>,
     /// Overrides pool_mode.
     pub pool_mode: Option<PoolMode>,
+    /// Overrides pin_session_state.
+    pub pin_session_state: Option<bool>,
     /// Overrides max_db_connections (0 = unlimited).
     pub max_db_connections: Option<usize>,
     /// Overrides max_db_client_connections (0 = unlimited).
@@ -84,6 +88,7 @@ impl Default for DatabaseSettings {
             min_pool_size: None,
             reserve_pool: None,
             pool_mode: None,
+            pin_session_state: None,
             max_db_connections: None,
             max_db_client_connections: None,
             connect_query: None,
@@ -104,6 +109,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("min_pool_size", &self.min_pool_size)
             .field("reserve_pool", &self.reserve_pool)
             .field("pool_mode", &self.pool_mode)
+            .field("pin_session_state", &self.pin_session_state)
             .field("max_db_connections", &self.max_db_connections)
             .field("max_db_client_connections", &self.max_db_client_connections)
             .field("connect_query", &self.connect_query)
@@ -137,6 +143,7 @@ impl DatabaseSettings {
         s.min_pool_size = sec.read("min_pool_size", r::count);
         s.reserve_pool = sec.read("reserve_pool", r::count);
         s.pool_mode = sec.read("pool_mode", r::keyword);
+        s.pin_session_state = sec.read("pin_session_state", r::boolean);
         s.max_db_connections = sec.read("max_db_connections", r::count);
         s.max_db_client_connections = sec.read("max_db_client_connections", r::count);
         s.connect_query = sec
@@ -152,6 +159,8 @@ impl DatabaseSettings {
 pub struct UserSettings {
     /// Overrides the database's and [pooler]'s pool_mode.
     pub pool_mode: Option<PoolMode>,
+    /// Overrides the database's and [pooler]'s pin_session_state.
+    pub pin_session_state: Option<bool>,
     /// Overrides the database's pool_size and default_pool_size.
     pub pool_size: Option<usize>,
     /// Overrides max_user_connections (0 = unlimited).
@@ -171,6 +180,7 @@ impl UserSettings {
         let mut sec = Section::new(path, table, USER_KEYS, problems);
         UserSettings {
             pool_mode: sec.read("pool_mode", r::keyword),
+            pin_session_state: sec.read("pin_session_state", r::boolean),
             pool_size: sec.read("pool_size", r::positive),
             max_user_connections: sec.read("max_user_connections", r::count),
             max_user_client_connections: sec.read("max_user_client_connections", r::count),

@@ -78,6 +78,16 @@ impl Config {
             .unwrap_or(self.pooler.pool_mode)
     }
 
+    /// Whether clients of (database, user) are pinned by session state that cannot move:
+    /// [users.<user>], then the database's, then [pooler]'s pin_session_state.
+    pub fn pin_session_state_for(&self, database: &str, user: &str) -> bool {
+        self.users
+            .get(user)
+            .and_then(|u| u.pin_session_state)
+            .or_else(|| self.database(database).and_then(|d| d.pin_session_state))
+            .unwrap_or(self.pooler.pin_session_state)
+    }
+
     /// The size of the (database, user) pool: [users.<user>] pool_size, then the database's
     /// pool_size, then default_pool_size.
     pub fn pool_size_for(&self, database: &str, user: &str) -> usize {
@@ -204,6 +214,18 @@ mod tests {
         assert_eq!((roster.host.as_str(), roster.port), ("127.0.0.1", 5432));
         assert_eq!(roster.server_dbname("roster"), "roster");
         assert!(config.users.is_empty());
+    }
+
+    #[test]
+    fn pin_session_state_is_most_specific_first() {
+        let text = "[pooler]\npin_session_state = false\n\
+                    [databases.a]\npin_session_state = true\n[databases.b]\n\
+                    [users.u]\npin_session_state = false\n";
+        let config = Config::parse(text, Path::new("/etc/pgsluice")).unwrap();
+        assert!(config.pin_session_state_for("a", "v"));
+        assert!(!config.pin_session_state_for("b", "v"));
+        assert!(!config.pin_session_state_for("a", "u"));
+        assert!(Config::default().pin_session_state_for("a", "u"));
     }
 
     #[test]

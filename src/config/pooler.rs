@@ -21,7 +21,8 @@ pub const POOLER_KEYS: &[&str] = &[
     "reserve_pool_timeout", "max_db_connections", "max_user_connections",
     "max_db_client_connections", "max_user_client_connections",
     "auth_type", "auth_file", "admin_users", "stats_users",
-    "server_reset_query", "server_reset_query_always", "server_check_query", "server_check_delay",
+    "server_reset_query", "server_reset_query_always", "pin_session_state",
+    "server_check_query", "server_check_delay",
     "server_connect_timeout", "server_login_retry", "server_lifetime", "server_idle_timeout",
     "server_reset_timeout", "client_login_timeout", "query_wait_timeout", "query_timeout",
     "client_idle_timeout", "idle_transaction_timeout", "transaction_timeout",
@@ -85,6 +86,11 @@ pub struct PoolerSettings {
     pub server_reset_query: String,
     /// Run server_reset_query in every pool mode, not only session mode.
     pub server_reset_query_always: bool,
+    /// Transaction and statement pooling: a client whose session holds state that cannot
+    /// move to another server (advisory lock, temporary table, SQL PREPARE, WITH HOLD cursor,
+    /// LISTEN) keeps its server until that state is gone. false = PgBouncer's behaviour: the
+    /// server goes back to the pool with that state on it.
+    pub pin_session_state: bool,
     /// Query checking a server idle longer than server_check_delay; "" = no check.
     pub server_check_query: String,
     /// How long a released server is reused without a check; 0 = always check.
@@ -182,6 +188,7 @@ impl Default for PoolerSettings {
             stats_users: Vec::new(),
             server_reset_query: "DISCARD ALL".to_string(),
             server_reset_query_always: false,
+            pin_session_state: true,
             server_check_query: "select 1".to_string(),
             server_check_delay: secs(30),
             server_connect_timeout: secs(15),
@@ -256,11 +263,12 @@ impl PoolerSettings {
         for (key, target) in lists {
             sec.set(key, target, r::string_list);
         }
-        let booleans: [(&str, &mut bool); 6] = [
+        let booleans: [(&str, &mut bool); 7] = [
             (
                 "server_reset_query_always",
                 &mut self.server_reset_query_always,
             ),
+            ("pin_session_state", &mut self.pin_session_state),
             ("tcp_keepalive", &mut self.tcp_keepalive),
             (
                 "application_name_add_host",

@@ -66,6 +66,7 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
             "server_reset_query_always",
             p.server_reset_query_always.to_string(),
         ),
+        ("pin_session_state", p.pin_session_state.to_string()),
         ("server_check_query", p.server_check_query.clone()),
         ("server_check_delay", dur(p.server_check_delay)),
         ("server_connect_timeout", dur(p.server_connect_timeout)),
