@@ -482,6 +482,37 @@ async fn prepared_statements() {
             .q_moving(&["DEALLOCATE ALL"])
             .send(run("s6"))
             .ready(1),
+        Scenario::new("deallocate_extended")
+            .send(f().parse("s7", "SELECT 7").sync())
+            .ready(1)
+            .mv()
+            .x("DEALLOCATE s7", &[])
+            .send(run("s7"))
+            .ready(1),
+        Scenario::new("deallocate_extended_unknown").x("DEALLOCATE nothing_here", &[]),
+        Scenario::new("reparse_in_one_batch_after_failed_parse")
+            .send(
+                f().parse("s9", "SELEC 9")
+                    .parse("s9", "SELECT 9")
+                    .bind("", "s9", &[])
+                    .execute("", 0)
+                    .sync()
+                    .parse("s9", "SELECT 9")
+                    .bind("", "s9", &[])
+                    .execute("", 0)
+                    .sync(),
+            )
+            .ready(2),
+        Scenario::new("reparse_after_successful_parse_in_one_batch")
+            .send(
+                f().parse("s10", "SELECT 10")
+                    .parse("s10", "SELECT 11")
+                    .sync()
+                    .bind("", "s10", &[])
+                    .execute("", 0)
+                    .sync(),
+            )
+            .ready(2),
         Scenario::new("reparse_after_failed_parse")
             .send(
                 f().parse("s8", "SELEC 8")
@@ -718,23 +749,5 @@ async fn terminate_during_copy_in() {
         "leave_terminate_copy_in",
         Scenario::terminate,
     ))
-    .await;
-}
-
-/// DEALLOCATE of a protocol-level statement sent through the extended protocol.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known difference: DEALLOCATE is mapped to the server's name only as a simple Query"]
-async fn deallocate_through_the_extended_protocol() {
-    let d = Differential::start();
-    let run = |name: &str| f().bind("", name, &[]).execute("", 0).sync();
-    d.run(
-        &Scenario::new("deallocate_extended")
-            .send(f().parse("s7", "SELECT 7").sync())
-            .ready(1)
-            .mv()
-            .x("DEALLOCATE s7", &[])
-            .send(run("s7"))
-            .ready(1),
-    )
     .await;
 }

@@ -55,7 +55,6 @@ fn values(msgs: &[Backend]) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "known limitation (README): a name Parsed again in one pipeline after its Parse failed"]
 async fn a_name_parsed_again_in_the_pipeline_after_its_parse_failed() {
     let script = [
         Send(
@@ -208,8 +207,6 @@ async fn deallocate_all_over_the_extended_protocol_spares_other_clients() {
 }
 
 #[tokio::test]
-#[ignore = "known limitation (README): DEALLOCATE name sent with the extended protocol reaches Postgres with \
-            the client's name, which the server does not know"]
 async fn deallocate_name_over_the_extended_protocol() {
     let script = [
         prepare_and_run("s1", "select 1 as one"),

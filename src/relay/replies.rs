@@ -96,6 +96,9 @@ pub(crate) struct ReplyPlan {
     /// An extended-protocol message failed and the client has not sent its Sync yet: Postgres
     /// ignores everything until that Sync, so nothing sent meanwhile gets a reply.
     skipping: bool,
+    /// The client's messages wait (the relay reads no more of them) until the Parse of this
+    /// statement name, still unanswered, is answered.
+    hold: Option<String>,
 }
 
 /// Messages Postgres may send at any time, outside any reply group.
@@ -156,6 +159,39 @@ impl ReplyPlan {
         if let Some(u) = undo.filter(|u| !u.retire) {
             self.undone.push(u);
         }
+    }
+
+    /// Whether an entry still waits for the answer to a Parse of the client's `name`.
+    pub(crate) fn awaits_parse_of(&self, name: &str) -> bool {
+        self.entries.iter().any(|e| {
+            let undo = match e {
+                Entry::Reply { undo, .. } | Entry::Synthesize(_, undo) => undo,
+            };
+            undo.as_ref()
+                .and_then(|u| u.client.as_ref())
+                .is_some_and(|(n, _)| n == name)
+        })
+    }
+
+    /// Holds the client's messages until the Parse of `name` is answered.
+    pub(crate) fn hold(&mut self, name: &str) {
+        self.hold = Some(name.to_string());
+    }
+
+    pub(crate) fn is_holding(&self) -> bool {
+        self.hold.is_some()
+    }
+
+    /// Ends the hold once its Parse is answered; true when it did.
+    pub(crate) fn release_hold(&mut self) -> bool {
+        let resolved = self
+            .hold
+            .as_deref()
+            .is_some_and(|name| !self.awaits_parse_of(name));
+        if resolved {
+            self.hold = None;
+        }
+        resolved
     }
 
     /// Simple Queries and FunctionCalls skipped since the last call, for the tracker.

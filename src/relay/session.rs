@@ -177,6 +177,10 @@ pub(crate) async fn relay(
         let (received_before, sent_before) = (client_pump.written(), server_pump.written());
         let mut saw_client = false;
         let mut frontend = |tag: u8, body: Option<&[u8]>| {
+            if plan.is_holding() {
+                // Its meaning depends on replies still owed; read on once they are in.
+                return Verdict::StopBefore;
+            }
             if tag == b'X' {
                 return Verdict::StopBefore;
             }
@@ -190,6 +194,7 @@ pub(crate) async fn relay(
             }
             let verdict = match prepared.as_mut() {
                 Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
+                    Ok((v, _)) if plan.is_holding() => return v,
                     Ok((v, injected)) => {
                         for _ in 0..injected.syncs {
                             tracker.frontend(b'S');
@@ -246,6 +251,8 @@ pub(crate) async fn relay(
             Poll::Ready(Ok(Paused::Stopped)) if limit.is_some() => {
                 return Poll::Ready(RelayEnd::StatementLimit(limit.take().expect("set")))
             }
+            // Held, not ended: woken again when the replies it waits for are in.
+            Poll::Ready(Ok(Paused::Stopped)) if plan.is_holding() => {}
             Poll::Ready(Ok(Paused::Stopped)) => {
                 // An unsynced batch is rolled back, as Postgres does on Terminate; anything
                 // else whole that it owes replies for, it completes first.
@@ -348,6 +355,10 @@ pub(crate) async fn relay(
                     server_pump.inject(&ready);
                     cx.waker().wake_by_ref();
                 }
+            }
+            // What the held message waited for is in (and undone where it failed): read on.
+            if plan.release_hold() {
+                cx.waker().wake_by_ref();
             }
         }
         if tracker.outstanding == 0 {

@@ -18,7 +18,8 @@ use crate::prepared::{
 };
 use crate::protocol::extended::{
     bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
-    write_bind_renamed, write_close, write_describe, write_parse, write_query, SessionCommand,
+    write_bind_renamed, write_close, write_describe, write_parse, write_query, ParseBody,
+    SessionCommand,
 };
 use crate::protocol::session_effects::{custom_setting_name_value, may_change_session};
 use crate::protocol::tracker::Tracker;
@@ -92,6 +93,12 @@ impl Prepared<'_> {
                 expect_plain(cx.plan, tag);
                 Verdict::Forward
             }
+            Outcome::Hold { flush: true } => {
+                let mut flush = BytesMut::new();
+                postgres_protocol::message::frontend::flush(&mut flush);
+                Verdict::InsertBefore(flush.freeze())
+            }
+            Outcome::Hold { flush: false } => Verdict::StopBefore,
         };
         Ok((verdict, injected))
     }
@@ -126,6 +133,9 @@ enum Outcome {
     Planned,
     /// Forwarded as is; plan its replies from the tag.
     Untouched,
+    /// Not forwarded yet: it depends on replies still owed (`ReplyPlan::hold`). `flush`:
+    /// first send a Flush, so that Postgres sends them.
+    Hold { flush: bool },
 }
 
 /// Working state for one message.
@@ -156,9 +166,19 @@ impl Cx<'_, '_> {
             self.me.client.clear();
             self.server.clear();
         }
+        if let Some(outcome) = self.deallocate_by_parse(&p) {
+            return Ok(outcome);
+        }
         if p.name.is_empty() {
             self.me.unnamed_changes_session = may_change_session(p.query.as_bytes());
             return Ok(Outcome::Untouched);
+        }
+        if self.plan.awaits_parse_of(p.name) {
+            // A Parse of this name is still unanswered: whether this one is a duplicate
+            // (42P05) or a fresh statement depends on whether that one failed.
+            let flush = !self.plan.is_holding();
+            self.plan.hold(p.name);
+            return Ok(Outcome::Hold { flush });
         }
         Counters::add(&self.me.counters.client_parses, 1);
         if let Some(existing) = self.me.client.get(p.name).cloned() {
@@ -193,6 +213,34 @@ impl Cx<'_, '_> {
         }
         self.prepare(&st, Disposition::Forward, undo_client);
         Ok(Outcome::Rewritten)
+    }
+
+    /// `DEALLOCATE name` as the text of a Parse (drivers send their SQL that way) of one of the
+    /// client's protocol-level statements: the server's name replaces the client's, as for a
+    /// simple Query. Other names pass through: Postgres answers for them.
+    fn deallocate_by_parse(&mut self, p: &ParseBody<'_>) -> Option<Outcome> {
+        let mut text = Vec::with_capacity(p.query.len() + 1);
+        text.extend_from_slice(p.query.as_bytes());
+        text.push(0);
+        let Some(SessionCommand::Deallocate(name)) = session_command(&text) else {
+            return None;
+        };
+        let name = name.into_owned();
+        let st = self.me.client.get(&name).cloned()?;
+        if !self.aborted {
+            self.ensure_prepared(&st);
+        }
+        self.me.client.remove(&name);
+        self.server.remove(st.id);
+        let sql = format!("DEALLOCATE {}", st.server_name);
+        write_parse(&mut self.out, p.name, &sql, &p.param_types);
+        let undo = Undo {
+            restore: vec![(name.clone(), st.clone())],
+            ..Undo::default()
+        };
+        self.plan
+            .expect_or_undo(Kind::One, rename(&st.server_name, &name), Some(undo));
+        Some(Outcome::Rewritten)
     }
 
     fn bind(&mut self, body: &[u8]) -> Outcome {
