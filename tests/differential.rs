@@ -548,12 +548,10 @@ async fn prepared_statements() {
     .await;
 }
 
-/// After DDL a statement described before must not return rows of another shape: Postgres
-/// answers 0A000 "cached plan must not change result type" until it is parsed again.
-/// Through pgsluice this holds on the server the statement was first prepared on; a server
-/// that prepares it afresh after the DDL plans it with the new shape.
+/// After DDL a statement parsed before must not return rows of another shape: Postgres
+/// answers 0A000 "cached plan must not change result type" until it is parsed again, on the
+/// server it was parsed on and on one that prepares it afresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known difference: a statement prepared afresh after DDL returns the new shape"]
 async fn prepared_statement_after_ddl() {
     let d = Differential::start();
     let s = Scenario::with_table("cached_plan", "a int");
@@ -575,7 +573,46 @@ async fn prepared_statement_after_ddl() {
         .mv()
         .send(f().bind("", "cp", &[]).execute("", 0).sync())
         .ready(1);
-    d.run(&s).await;
+    let mut all = vec![s];
+    let run = |name: &str| f().bind("", name, &[]).execute("", 0).sync();
+    for (case, moving) in [("same_server", false), ("moving", true)] {
+        let s = Scenario::with_table(&format!("ddl_{case}"), "a int");
+        let t = s.t();
+        let mv = |s: Scenario| if moving { s.mv() } else { s };
+        let s = s
+            .setup(&format!("ALTER TABLE {t} OWNER TO md5_user"))
+            .q(&format!("INSERT INTO {t} VALUES (1)"))
+            .send(f().parse("p1", &format!("SELECT * FROM {t}")).sync())
+            .ready(1)
+            .send(run("p1"))
+            .ready(1)
+            .q(&format!("ALTER TABLE {t} ADD COLUMN b int DEFAULT 2"));
+        let s = mv(s).send(run("p1")).ready(1);
+        let s = mv(s).send(run("p1")).ready(1);
+        // Parsed again under another name, or closed and parsed again: the new shape.
+        let s = mv(s)
+            .send(f().parse("p2", &format!("SELECT * FROM {t}")).sync())
+            .ready(1)
+            .send(run("p2"))
+            .ready(1)
+            .send(f().close_statement("p1").sync())
+            .ready(1)
+            .send(f().parse("p1", &format!("SELECT * FROM {t}")).sync())
+            .ready(1);
+        all.push(mv(s).send(run("p1")).ready(1));
+    }
+    let s = Scenario::with_table("ddl_same_shape", "a int");
+    let t = s.t();
+    all.push(
+        s.setup(&format!("ALTER TABLE {t} OWNER TO md5_user"))
+            .send(f().parse("p3", &format!("SELECT a FROM {t}")).sync())
+            .ready(1)
+            .q(&format!("CREATE INDEX ON {t} (a)"))
+            .mv()
+            .send(run("p3"))
+            .ready(1),
+    );
+    d.run_all(&all).await;
 }
 
 /// COPY in both directions, and its failures.

@@ -3,14 +3,22 @@
 //! Invariant: the count and the bytes held (names plus query text) never exceed the limits
 //! given at creation; an insert past them is refused and changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use super::{LimitError, Statement};
 
 #[derive(Debug)]
 pub(crate) struct ClientStatements {
     by_name: HashMap<String, Arc<Statement>>,
+    /// The result each statement had when the client parsed it (RowDescription body, empty
+    /// for NoData): Postgres fixes it at Parse, and refuses to run the statement once DDL has
+    /// changed it ("cached plan must not change result type") until it is parsed again.
+    shapes: HashMap<String, Bytes>,
+    /// Statements in that refused state.
+    stale: HashSet<String>,
     /// Sum of `cost` over the map.
     bytes: usize,
     max_count: usize,
@@ -28,6 +36,8 @@ impl ClientStatements {
     pub(crate) fn new(max_count: usize, max_bytes: usize) -> Self {
         ClientStatements {
             by_name: HashMap::new(),
+            shapes: HashMap::new(),
+            stale: HashSet::new(),
             bytes: 0,
             max_count,
             max_bytes,
@@ -58,10 +68,41 @@ impl ClientStatements {
         }
         self.bytes = needed;
         self.by_name.insert(name.to_owned(), st);
+        self.forget_shape(name);
         Ok(())
     }
 
+    /// The result shape `name` had when it was parsed, once known.
+    pub(crate) fn shape(&self, name: &str) -> Option<&Bytes> {
+        self.shapes.get(name)
+    }
+
+    /// Records the shape `name` was parsed with.
+    pub(crate) fn set_shape(&mut self, name: &str, shape: Bytes) {
+        if self.by_name.contains_key(name) {
+            self.shapes.insert(name.to_owned(), shape);
+        }
+    }
+
+    /// `name` now has another shape than it was parsed with: Postgres refuses it until the
+    /// client parses it again.
+    pub(crate) fn mark_stale(&mut self, name: &str) {
+        if self.by_name.contains_key(name) {
+            self.stale.insert(name.to_owned());
+        }
+    }
+
+    pub(crate) fn is_stale(&self, name: &str) -> bool {
+        self.stale.contains(name)
+    }
+
+    fn forget_shape(&mut self, name: &str) {
+        self.shapes.remove(name);
+        self.stale.remove(name);
+    }
+
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Statement>> {
+        self.forget_shape(name);
         let st = self.by_name.remove(name)?;
         self.bytes -= cost(name, &st);
         Some(st)
@@ -69,6 +110,8 @@ impl ClientStatements {
 
     pub(crate) fn clear(&mut self) {
         self.by_name.clear();
+        self.shapes.clear();
+        self.stale.clear();
         self.bytes = 0;
     }
 
@@ -76,6 +119,8 @@ impl ClientStatements {
     /// dropped them fails).
     pub(crate) fn take_all(&mut self) -> Vec<(String, Arc<Statement>)> {
         self.bytes = 0;
+        self.shapes.clear();
+        self.stale.clear();
         self.by_name.drain().collect()
     }
 

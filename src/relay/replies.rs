@@ -12,7 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::net::pump::Verdict;
 use crate::prepared::Statement;
+use crate::protocol::backend::error_fields;
 use crate::protocol::extended::write_error_renamed;
+use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 
 /// How the replies to one request end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,21 @@ pub(crate) enum Disposition {
     /// pgsluice's Query after a `Restoring` one: only its ReadyForQuery is shown (and what
     /// Postgres reports before it).
     OnlyReady,
+    /// pgsluice's own Describe of the client's statement `name`, hidden: its result shape is
+    /// recorded (`Shape::check` false) or compared with the recorded one (true).
+    Shape {
+        name: String,
+        check: bool,
+    },
+}
+
+/// The result shape of a client statement, as a hidden Describe found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub(crate) name: String,
+    /// RowDescription body; empty for NoData.
+    pub(crate) shape: Bytes,
+    pub(crate) check: bool,
 }
 
 /// Bookkeeping to take back when Postgres did not do what a message asked (it failed, or
@@ -70,6 +87,11 @@ pub(crate) struct Undo {
     /// Set for a Bind that failed: the statement may be stale after DDL ("cached plan must not
     /// change result type"), so no new Parse may share it. Not handed back when merely skipped.
     pub(crate) retire: bool,
+    /// For a Bind: the client's name, which Postgres now refuses until it is parsed again if
+    /// the Bind failed with "cached plan must not change result type".
+    pub(crate) stale: Option<String>,
+    /// Set by the plan when the failure was that one.
+    pub(crate) plan_changed: bool,
 }
 
 #[derive(Debug)]
@@ -97,8 +119,13 @@ pub(crate) struct ReplyPlan {
     /// ignores everything until that Sync, so nothing sent meanwhile gets a reply.
     skipping: bool,
     /// The client's messages wait (the relay reads no more of them) until the Parse of this
-    /// statement name, still unanswered, is answered.
+    /// statement name, still unanswered, is answered, or its shape checked.
     hold: Option<String>,
+    /// pgsluice answered the client's message itself with an error, as Postgres would have:
+    /// like Postgres, it drops the client's messages until the Sync.
+    client_skipping: bool,
+    /// Shapes hidden Describes found since the last call.
+    shapes: Vec<Shape>,
 }
 
 /// Messages Postgres may send at any time, outside any reply group.
@@ -161,16 +188,45 @@ impl ReplyPlan {
         }
     }
 
-    /// Whether an entry still waits for the answer to a Parse of the client's `name`.
+    /// Whether an entry still waits for the answer to a Parse of the client's `name`, or to
+    /// the check of its shape.
     pub(crate) fn awaits_parse_of(&self, name: &str) -> bool {
-        self.entries.iter().any(|e| {
-            let undo = match e {
-                Entry::Reply { undo, .. } | Entry::Synthesize(_, undo) => undo,
-            };
-            undo.as_ref()
+        self.entries.iter().any(|e| match e {
+            Entry::Reply {
+                disposition:
+                    Disposition::Shape {
+                        name: n,
+                        check: true,
+                    },
+                ..
+            } => n == name,
+            Entry::Reply { undo, .. } | Entry::Synthesize(_, undo) => undo
+                .as_ref()
                 .and_then(|u| u.client.as_ref())
-                .is_some_and(|(n, _)| n == name)
+                .is_some_and(|(n, _)| n == name),
         })
+    }
+
+    /// Shapes found since the last call.
+    pub(crate) fn take_shapes(&mut self) -> Vec<Shape> {
+        std::mem::take(&mut self.shapes)
+    }
+
+    /// Answers the client's current message with `error` (a whole ErrorResponse) as Postgres
+    /// would have, and drops its messages up to the Sync, as Postgres skips them.
+    pub(crate) fn refuse(&mut self, error: Bytes) {
+        self.synthesize(error, None);
+        self.client_skipping = true;
+    }
+
+    /// Whether the client's messages are being dropped up to its Sync (`refuse`); a Sync ends
+    /// it.
+    pub(crate) fn drops_until_sync(&mut self, tag: u8) -> bool {
+        if self.client_skipping && tag == b'S' {
+            self.client_skipping = false;
+            return false;
+        }
+        self.client_skipping
     }
 
     /// Holds the client's messages until the Parse of `name` is answered.
@@ -282,6 +338,7 @@ impl ReplyPlan {
             (Disposition::Restoring(_), _, _) => true,
             (Disposition::OnlyReady, b'Z', _) => true,
             (Disposition::OnlyReady, _, _) => false,
+            (Disposition::Shape { .. }, _, _) => false,
             (Disposition::Swallow | Disposition::Hide, _, _) => false,
             (Disposition::Rename { from, to }, b'E' | b'N', Some(b)) => {
                 let before = out.len();
@@ -299,12 +356,22 @@ impl ReplyPlan {
             }
         }
         if completes {
+            if let (Disposition::Shape { name, check }, b'T' | b'n') = (&disposition, tag) {
+                self.shapes.push(Shape {
+                    name: name.clone(),
+                    shape: body.map(Bytes::copy_from_slice).unwrap_or_default(),
+                    check: *check,
+                });
+            }
             if let Some(Entry::Reply {
-                undo: Some(undo),
+                undo: Some(mut undo),
                 failed: true,
                 ..
             }) = self.entries.pop_front()
             {
+                undo.plan_changed = tag == b'E'
+                    && body.and_then(|b| error_fields(b).code).as_deref()
+                        == Some(SQLSTATE_FEATURE_NOT_SUPPORTED);
                 self.undone.push(undo);
             }
             if tag == b'E' && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute) {
@@ -431,10 +498,9 @@ mod tests {
         let mut plan = ReplyPlan::default();
         let undo = |id| {
             Some(Undo {
-                retire: false,
                 server: Some(id),
                 client: Some(("s".into(), id)),
-                restore: Vec::new(),
+                ..Undo::default()
             })
         };
         plan.expect_or_undo(Kind::One, Disposition::Forward, undo(1));

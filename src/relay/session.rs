@@ -195,6 +195,11 @@ pub(crate) async fn relay(
             let verdict = match prepared.as_mut() {
                 Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
                     Ok((v, _)) if plan.is_holding() => return v,
+                    Ok((v, injected)) if injected.dropped => {
+                        // Postgres would skip it: nothing to count, nothing owed.
+                        saw_client = true;
+                        return v;
+                    }
                     Ok((v, injected)) => {
                         for _ in 0..injected.syncs {
                             tracker.frontend(b'S');
@@ -350,6 +355,7 @@ pub(crate) async fn relay(
         );
         if let Some(p) = prepared.as_mut() {
             statements::apply_undo(plan.take_undone(), p.registry, p.client, server_statements);
+            statements::apply_shapes(plan.take_shapes(), p.registry, p.client);
             if server_pump.is_clean() && s2c.is_pending() {
                 if let Some(ready) = plan.take_ready() {
                     server_pump.inject(&ready);

@@ -10,12 +10,13 @@ use std::collections::BTreeMap;
 
 use bytes::BytesMut;
 
-use super::replies::{Disposition, Kind, ReplyPlan, Undo};
+use super::replies::{Disposition, Kind, ReplyPlan, Shape, Undo};
 use super::session::SessionEffects;
 use crate::net::pump::Verdict;
 use crate::prepared::{
     ClientStatements, Counters, LimitError, Registry, ServerStatements, Statement,
 };
+use crate::protocol::backend::{self, Severity};
 use crate::protocol::extended::{
     bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
     write_bind_renamed, write_close, write_describe, write_parse, write_query, ParseBody,
@@ -23,6 +24,7 @@ use crate::protocol::extended::{
 };
 use crate::protocol::session_effects::{custom_setting_name_value, may_change_session};
 use crate::protocol::tracker::Tracker;
+use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 use crate::server::quote_literal;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
@@ -45,9 +47,13 @@ pub(crate) struct Prepared<'a> {
     pub(crate) startup: &'a BTreeMap<String, String>,
 }
 
-/// Frontend messages the rewriter must see whole.
+/// Frontend messages the rewriter must see whole: those it rewrites, and those it may have to
+/// drop (Execute, Flush, FunctionCall after an error pgsluice answered itself).
 pub(crate) fn frontend_must_buffer(tag: u8) -> bool {
-    matches!(tag, b'X' | b'P' | b'B' | b'D' | b'C' | b'Q')
+    matches!(
+        tag,
+        b'X' | b'P' | b'B' | b'D' | b'C' | b'Q' | b'E' | b'H' | b'F'
+    )
 }
 
 impl Prepared<'_> {
@@ -60,6 +66,13 @@ impl Prepared<'_> {
         body: Option<&[u8]>,
         tracker: &Tracker,
     ) -> Result<(Verdict, Injected), LimitError> {
+        if plan.drops_until_sync(tag) {
+            let dropped = Injected {
+                dropped: true,
+                ..Injected::default()
+            };
+            return Ok((Verdict::Replace(bytes::Bytes::new()), dropped));
+        }
         let Some(body) = body else {
             expect_plain(plan, tag);
             return Ok((Verdict::Forward, Injected::default()));
@@ -82,9 +95,10 @@ impl Prepared<'_> {
             b'Q' => cx.query(body),
             _ => Outcome::Untouched,
         };
-        let injected = Injected {
+        let mut injected = Injected {
             syncs: cx.injected_syncs,
             queries: cx.injected_queries,
+            dropped: false,
         };
         let verdict = match outcome {
             Outcome::Rewritten => Verdict::Replace(cx.out.freeze()),
@@ -93,12 +107,21 @@ impl Prepared<'_> {
                 expect_plain(cx.plan, tag);
                 Verdict::Forward
             }
-            Outcome::Hold { flush: true } => {
-                let mut flush = BytesMut::new();
-                postgres_protocol::message::frontend::flush(&mut flush);
-                Verdict::InsertBefore(flush.freeze())
+            Outcome::Hold { flush } => {
+                let mut first = std::mem::take(&mut cx.out);
+                if flush {
+                    postgres_protocol::message::frontend::flush(&mut first);
+                }
+                if first.is_empty() {
+                    Verdict::StopBefore
+                } else {
+                    Verdict::InsertBefore(first.freeze())
+                }
             }
-            Outcome::Hold { flush: false } => Verdict::StopBefore,
+            Outcome::Drop => {
+                injected.dropped = true;
+                Verdict::Replace(bytes::Bytes::new())
+            }
         };
         Ok((verdict, injected))
     }
@@ -109,6 +132,8 @@ impl Prepared<'_> {
 pub(crate) struct Injected {
     pub(crate) syncs: u32,
     pub(crate) queries: u32,
+    /// The client's message itself was dropped, not sent: nothing of it is owed.
+    pub(crate) dropped: bool,
 }
 
 /// The replies of a message forwarded untouched.
@@ -133,9 +158,11 @@ enum Outcome {
     Planned,
     /// Forwarded as is; plan its replies from the tag.
     Untouched,
-    /// Not forwarded yet: it depends on replies still owed (`ReplyPlan::hold`). `flush`:
-    /// first send a Flush, so that Postgres sends them.
+    /// Not forwarded yet: it depends on replies still owed (`ReplyPlan::hold`). What `Cx::out`
+    /// holds goes first; `flush`: then a Flush, so that Postgres sends those replies.
     Hold { flush: bool },
+    /// Not forwarded at all: Postgres would skip it after the error pgsluice answered with.
+    Drop,
 }
 
 /// Working state for one message.
@@ -209,10 +236,26 @@ impl Cx<'_, '_> {
                 ..Undo::default()
             };
             self.plan.synthesize(done.freeze(), Some(undo));
+            self.learn_shape(p.name, &st);
             return Ok(Outcome::Rewritten);
         }
         self.prepare(&st, Disposition::Forward, undo_client);
+        self.learn_shape(p.name, &st);
         Ok(Outcome::Rewritten)
+    }
+
+    /// A hidden Describe of the statement the client just parsed under `name`: the result
+    /// shape Postgres fixes for it now, against which later preparations are checked.
+    fn learn_shape(&mut self, name: &str, st: &Statement) {
+        if self.aborted {
+            return;
+        }
+        write_describe(&mut self.out, b'S', &st.server_name);
+        let shape = Disposition::Shape {
+            name: name.to_string(),
+            check: false,
+        };
+        self.plan.expect(Kind::DescribeStatement, shape);
     }
 
     /// `DEALLOCATE name` as the text of a Parse (drivers send their SQL that way) of one of the
@@ -253,8 +296,40 @@ impl Cx<'_, '_> {
             }
             return Outcome::Untouched;
         }
-        Counters::add(&self.me.counters.binds, 1);
         let st = self.me.client.get(target.statement).cloned();
+        if let Some(st) = &st {
+            if self.me.client.is_stale(target.statement) && !self.aborted {
+                // DDL changed its result since the client parsed it: Postgres refuses it
+                // until it is parsed again, and so does pgsluice, on any server.
+                let mut error = BytesMut::new();
+                backend::error_response(
+                    &mut error,
+                    Severity::Error,
+                    SQLSTATE_FEATURE_NOT_SUPPORTED,
+                    "cached plan must not change result type",
+                    None,
+                    None,
+                );
+                self.plan.refuse(error.freeze());
+                return Outcome::Drop;
+            }
+            let known = self.me.client.shape(target.statement).is_some();
+            if known && !self.server.contains(st.id) && !self.aborted {
+                // This server prepares it afresh: only once its shape is known to be the one
+                // the client parsed may the Bind go.
+                self.prepare(st, Disposition::Swallow, None);
+                write_describe(&mut self.out, b'S', &st.server_name);
+                let check = Disposition::Shape {
+                    name: target.statement.to_string(),
+                    check: true,
+                };
+                self.plan.expect(Kind::DescribeStatement, check);
+                let flush = !self.plan.is_holding();
+                self.plan.hold(target.statement);
+                return Outcome::Hold { flush };
+            }
+        }
+        Counters::add(&self.me.counters.binds, 1);
         if st.as_ref().is_some_and(|st| st.changes_session) {
             self.me.effects.changed = true;
             bind_names(&body[target.rest_offset..], &mut self.me.effects.names);
@@ -264,6 +339,7 @@ impl Cx<'_, '_> {
         let undo = st.map(|st| Undo {
             server: Some(st.id),
             retire: true,
+            stale: Some(target.statement.to_string()),
             ..Undo::default()
         });
         self.plan.expect_or_undo(Kind::One, disposition, undo);
@@ -588,6 +664,9 @@ pub(crate) fn apply_undo(
     server: &mut ServerStatements,
 ) {
     for u in undone {
+        if let (true, Some(name)) = (u.plan_changed, &u.stale) {
+            client.mark_stale(name);
+        }
         if let Some(id) = u.server {
             server.remove(id);
             if u.retire {
@@ -602,6 +681,23 @@ pub(crate) fn apply_undo(
         for (name, st) in u.restore {
             // It held these before, so only names added since could make this fail.
             let _ = client.insert(&name, st);
+        }
+    }
+}
+
+/// Records the shapes hidden Describes found, and marks a client statement whose shape on a
+/// server preparing it afresh is not the one it was parsed with. That statement is retired
+/// too: servers that prepared it before the DDL still hold the old plan, so a new Parse of the
+/// same text must not share it.
+pub(crate) fn apply_shapes(shapes: Vec<Shape>, registry: &Registry, client: &mut ClientStatements) {
+    for s in shapes {
+        if !s.check {
+            client.set_shape(&s.name, s.shape);
+        } else if client.shape(&s.name).is_some_and(|known| *known != s.shape) {
+            client.mark_stale(&s.name);
+            if let Some(st) = client.get(&s.name) {
+                registry.retire(st.id);
+            }
         }
     }
 }
