@@ -68,33 +68,40 @@ impl Config {
             .or_else(|| self.databases.get(FALLBACK_DATABASE))
     }
 
+    /// A per-pool setting where the most specific wins: the [users.<user>] section's, then
+    /// the database's, then None (the caller's [pooler] value).
+    fn most_specific<T>(
+        &self,
+        database: &str,
+        user: &str,
+        of_user: impl Fn(&UserSettings) -> Option<T>,
+        of_database: impl Fn(&DatabaseSettings) -> Option<T>,
+    ) -> Option<T> {
+        self.users
+            .get(user)
+            .and_then(of_user)
+            .or_else(|| self.database(database).and_then(of_database))
+    }
+
     /// The pool mode of the (database, user) pool: [users.<user>], then the database, then
     /// [pooler] — the most specific setting wins.
     pub fn pool_mode_for(&self, database: &str, user: &str) -> PoolMode {
-        self.users
-            .get(user)
-            .and_then(|u| u.pool_mode)
-            .or_else(|| self.database(database).and_then(|d| d.pool_mode))
+        self.most_specific(database, user, |u| u.pool_mode, |d| d.pool_mode)
             .unwrap_or(self.pooler.pool_mode)
     }
 
     /// Whether clients of (database, user) are pinned by session state that cannot move:
     /// [users.<user>], then the database's, then [pooler]'s pin_session_state.
     pub fn pin_session_state_for(&self, database: &str, user: &str) -> bool {
-        self.users
-            .get(user)
-            .and_then(|u| u.pin_session_state)
-            .or_else(|| self.database(database).and_then(|d| d.pin_session_state))
+        let of_user = |u: &UserSettings| u.pin_session_state;
+        self.most_specific(database, user, of_user, |d| d.pin_session_state)
             .unwrap_or(self.pooler.pin_session_state)
     }
 
     /// The size of the (database, user) pool: [users.<user>] pool_size, then the database's
     /// pool_size, then default_pool_size.
     pub fn pool_size_for(&self, database: &str, user: &str) -> usize {
-        self.users
-            .get(user)
-            .and_then(|u| u.pool_size)
-            .or_else(|| self.database(database).and_then(|d| d.pool_size))
+        self.most_specific(database, user, |u| u.pool_size, |d| d.pool_size)
             .unwrap_or(self.pooler.default_pool_size)
     }
 

@@ -112,10 +112,40 @@ pub fn custom_setting_names(sql: &[u8], out: &mut Vec<String>) {
     }
 }
 
-/// A value a client bound as a parameter, if it is a custom setting's name (for
-/// `set_config($1, $2, false)`).
-pub fn custom_setting_name_value(value: &[u8], out: &mut Vec<String>) {
-    push_if_custom_name(value, out);
+/// Custom setting names among a Bind's text parameter values (`rest`: the Bind body after
+/// the portal and statement names). A malformed Bind yields nothing: Postgres refuses it.
+pub fn bind_parameter_names(rest: &[u8], names: &mut Vec<String>) {
+    fn take<'b>(rest: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
+        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
+        *rest = tail;
+        Some(head)
+    }
+    fn int16(rest: &mut &[u8]) -> Option<usize> {
+        take(rest, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    }
+    let mut rest = rest;
+    let Some(formats) = int16(&mut rest) else {
+        return;
+    };
+    if take(&mut rest, formats * 2).is_none() {
+        return;
+    }
+    let Some(count) = int16(&mut rest) else {
+        return;
+    };
+    for _ in 0..count {
+        let Some(len) = take(&mut rest, 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return;
+        };
+        let Ok(len) = usize::try_from(len) else {
+            continue; // NULL
+        };
+        match take(&mut rest, len) {
+            Some(value) => push_if_custom_name(value, names),
+            None => return,
+        }
+    }
 }
 
 /// Longest name Postgres keeps (NAMEDATALEN - 1 per part; a whole custom name is short).
@@ -385,10 +415,17 @@ mod tests {
         ] {
             assert!(names(none).is_empty(), "{none}");
         }
+        // A Bind body after its names: no format codes, two text values.
+        let mut rest = vec![0, 0, 0, 2];
+        for value in [&b"app.user"[..], b"42"] {
+            rest.extend_from_slice(&(value.len() as i32).to_be_bytes());
+            rest.extend_from_slice(value);
+        }
         let mut out = Vec::new();
-        super::custom_setting_name_value(b"app.user", &mut out);
-        super::custom_setting_name_value(b"42", &mut out);
+        super::bind_parameter_names(&rest, &mut out);
         assert_eq!(out, ["app.user"]);
+        super::bind_parameter_names(&rest[..7], &mut out);
+        assert_eq!(out, ["app.user"], "a cut Bind yields nothing more");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod replies;
 mod session;
+mod sql_commands;
 mod statements;
 
 pub(crate) use replies::ReplyPlan;

@@ -19,17 +19,15 @@ use crate::prepared::{
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::extended::{
     bind_target, close_complete, describe_or_close, parse_body, parse_complete, session_command,
-    write_bind_renamed, write_close, write_describe, write_parse, write_query, ParseBody,
-    SessionCommand,
+    write_bind_renamed, write_close, write_describe, write_parse, ParseBody, SessionCommand,
 };
-use crate::protocol::session_effects::{custom_setting_name_value, may_change_session};
+use crate::protocol::session_effects::{bind_parameter_names, may_change_session};
 use crate::protocol::tracker::Tracker;
 use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
-use crate::server::quote_literal;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
 /// Postgres answers "does not exist" exactly as it would have (renamed back for the client).
-const MISSING: &str = "pgsluice_missing";
+pub(super) const MISSING: &str = "pgsluice_missing";
 
 /// One client's side of the bookkeeping, for the length of a relay.
 pub(crate) struct Prepared<'a> {
@@ -151,7 +149,7 @@ fn expect_plain(plan: &mut ReplyPlan, tag: u8) {
 }
 
 /// What became of one message.
-enum Outcome {
+pub(super) enum Outcome {
     /// Replaced by `Cx::out`, replies planned.
     Rewritten,
     /// Forwarded as is, replies planned.
@@ -166,20 +164,20 @@ enum Outcome {
 }
 
 /// Working state for one message.
-struct Cx<'p, 'a> {
-    me: &'p mut Prepared<'a>,
-    server: &'p mut ServerStatements,
-    plan: &'p mut ReplyPlan,
-    out: BytesMut,
+pub(super) struct Cx<'p, 'a> {
+    pub(super) me: &'p mut Prepared<'a>,
+    pub(super) server: &'p mut ServerStatements,
+    pub(super) plan: &'p mut ReplyPlan,
+    pub(super) out: BytesMut,
     /// The last ReadyForQuery said the transaction failed: Postgres refuses Parse (25P02),
     /// so pgsluice must not answer one itself.
-    aborted: bool,
+    pub(super) aborted: bool,
     /// Extended-protocol messages are waiting for the client's Sync: no Sync of ours may go in.
-    mid_batch: bool,
+    pub(super) mid_batch: bool,
     /// Syncs pgsluice added, each owed a ReadyForQuery the tracker must count.
-    injected_syncs: u32,
+    pub(super) injected_syncs: u32,
     /// Simple Queries pgsluice added, likewise.
-    injected_queries: u32,
+    pub(super) injected_queries: u32,
 }
 
 impl Cx<'_, '_> {
@@ -292,7 +290,7 @@ impl Cx<'_, '_> {
         };
         if target.statement.is_empty() {
             if self.me.unnamed_changes_session {
-                bind_names(&body[target.rest_offset..], &mut self.me.effects.names);
+                bind_parameter_names(&body[target.rest_offset..], &mut self.me.effects.names);
             }
             return Outcome::Untouched;
         }
@@ -332,7 +330,7 @@ impl Cx<'_, '_> {
         Counters::add(&self.me.counters.binds, 1);
         if st.as_ref().is_some_and(|st| st.changes_session) {
             self.me.effects.changed = true;
-            bind_names(&body[target.rest_offset..], &mut self.me.effects.names);
+            bind_parameter_names(&body[target.rest_offset..], &mut self.me.effects.names);
         }
         let (name, disposition) = self.server_name_for(target.statement);
         write_bind_renamed(&mut self.out, body, &target, &name);
@@ -381,143 +379,6 @@ impl Cx<'_, '_> {
         }
     }
 
-    fn query(&mut self, body: &[u8]) -> Outcome {
-        match session_command(body) {
-            Some(command @ (SessionCommand::DeallocateAll | SessionCommand::DiscardAll)) => {
-                // Postgres drops every statement of the session, ours included; if it
-                // refuses (aborted transaction, DISCARD ALL in a block) the names stay.
-                let undo = Undo {
-                    restore: self.me.client.take_all(),
-                    ..Undo::default()
-                };
-                self.server.clear();
-                if command == SessionCommand::DiscardAll {
-                    return self.discard_all(body, undo);
-                }
-                self.plan
-                    .expect_or_undo(Kind::UntilReady, Disposition::Forward, Some(undo));
-                Outcome::Planned
-            }
-            Some(SessionCommand::Deallocate(name)) => {
-                let (server_name, disposition, undo) = match self.me.client.remove(&name) {
-                    Some(st) => {
-                        // In a failed transaction the DEALLOCATE fails (25P02) whatever the
-                        // server holds; an injected Parse would fail first and make Postgres
-                        // skip the Query, so no ReadyForQuery would ever come.
-                        if !self.aborted {
-                            self.ensure_prepared_alone(&st);
-                        }
-                        self.server.remove(st.id);
-                        let undo = Undo {
-                            restore: vec![(name.to_string(), st.clone())],
-                            ..Undo::default()
-                        };
-                        (
-                            st.server_name.clone(),
-                            rename(&st.server_name, &name),
-                            Some(undo),
-                        )
-                    }
-                    // Not one of its protocol-level statements: a SQL-level one (PREPARE),
-                    // or none; Postgres answers for itself.
-                    None if !is_pooler_name(&name) => return Outcome::Untouched,
-                    None => (MISSING.to_string(), rename(MISSING, &name), None),
-                };
-                write_query(&mut self.out, &format!("DEALLOCATE {server_name}"));
-                self.plan
-                    .expect_or_undo(Kind::UntilReady, disposition, undo);
-                Outcome::Rewritten
-            }
-            Some(SessionCommand::Reset(name)) => self.reset(
-                body,
-                self.me
-                    .startup
-                    .get(&*name)
-                    .map(|value| (name.as_ref(), value.as_str()))
-                    .into_iter()
-                    .collect(),
-            ),
-            Some(SessionCommand::ResetAll) => {
-                let all = self
-                    .me
-                    .startup
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str()))
-                    .collect();
-                self.reset(body, all)
-            }
-            Some(SessionCommand::Execute { name, args }) => {
-                // EXECUTE of a statement it prepared through the protocol: Postgres shares
-                // one name space between the two, so the server's name must be used.
-                let Some(st) = self.me.client.get(&name).cloned() else {
-                    return Outcome::Untouched;
-                };
-                if !self.aborted {
-                    self.ensure_prepared_alone(&st);
-                }
-                write_query(&mut self.out, &format!("EXECUTE {}{args}", st.server_name));
-                self.plan
-                    .expect(Kind::UntilReady, rename(&st.server_name, &name));
-                Outcome::Rewritten
-            }
-            None => Outcome::Untouched,
-        }
-    }
-
-    /// RESET of startup parameters: on a connection of its own the client would get its
-    /// startup values back, where pgsluice's server would go to its own. So the values are
-    /// set again in the same Query, right after the RESET, hidden but for what Postgres
-    /// reports at its end (ParameterStatus with the startup value, as on a direct connection).
-    fn reset(&mut self, body: &[u8], startup: Vec<(&str, &str)>) -> Outcome {
-        if startup.is_empty() {
-            return Outcome::Untouched;
-        }
-        let text = body.strip_suffix(&[0]).unwrap_or(body);
-        let Ok(text) = std::str::from_utf8(text) else {
-            return Outcome::Untouched;
-        };
-        let mut sql = text.trim_end().trim_end_matches(';').to_string();
-        for (name, value) in startup {
-            sql.push_str("; ");
-            sql.push_str(&set_statement(name, value));
-        }
-        write_query(&mut self.out, &sql);
-        self.plan
-            .expect(Kind::UntilReady, Disposition::FirstCompletion);
-        Outcome::Rewritten
-    }
-
-    /// DISCARD ALL returns startup parameters to the server's values, where the client's
-    /// own connection would return to its startup values. It cannot share a Query with
-    /// anything, so a Query of pgsluice's follows it and sets them again; the client sees
-    /// one reply, with what Postgres reports at the end of the second (ParameterStatus of
-    /// the startup values) in place of what it reported at the end of the first.
-    fn discard_all(&mut self, body: &[u8], undo: Undo) -> Outcome {
-        let text = std::str::from_utf8(body.strip_suffix(&[0]).unwrap_or(body));
-        let (Ok(text), false, false) = (text, self.me.startup.is_empty(), self.mid_batch) else {
-            self.plan
-                .expect_or_undo(Kind::UntilReady, Disposition::Forward, Some(undo));
-            return Outcome::Planned;
-        };
-        write_query(&mut self.out, text);
-        let sets: Vec<String> = self
-            .me
-            .startup
-            .iter()
-            .map(|(name, value)| set_statement(name, value))
-            .collect();
-        write_query(&mut self.out, &sets.join("; "));
-        let restored = self.me.startup.clone().into_iter().collect();
-        self.plan.expect_or_undo(
-            Kind::UntilReady,
-            Disposition::Restoring(restored),
-            Some(undo),
-        );
-        self.plan.expect(Kind::UntilReady, Disposition::OnlyReady);
-        self.injected_queries += 1;
-        Outcome::Rewritten
-    }
-
     /// The server name for a client's statement, prepared first if this server lacks it.
     fn server_name_for(&mut self, client_name: &str) -> (String, Disposition) {
         match self.me.client.get(client_name).cloned() {
@@ -535,7 +396,7 @@ impl Cx<'_, '_> {
     /// Like `ensure_prepared`, for a simple Query that needs the statement: a Parse that
     /// failed would make Postgres skip the Query and never send its ReadyForQuery, so the
     /// preparation goes in its own hidden group, closed by a Sync of pgsluice's.
-    fn ensure_prepared_alone(&mut self, st: &Statement) {
+    pub(super) fn ensure_prepared_alone(&mut self, st: &Statement) {
         if self.server.contains(st.id) {
             self.server.touch(st.id);
             return;
@@ -594,53 +455,8 @@ impl Cx<'_, '_> {
     }
 }
 
-/// Custom setting names among a Bind's text parameter values (`rest`: the Bind body after
-/// the portal and statement names). A malformed Bind yields nothing: Postgres refuses it.
-fn bind_names(rest: &[u8], names: &mut Vec<String>) {
-    fn take<'b>(rest: &mut &'b [u8], n: usize) -> Option<&'b [u8]> {
-        let (head, tail) = (rest.get(..n)?, rest.get(n..)?);
-        *rest = tail;
-        Some(head)
-    }
-    fn int16(rest: &mut &[u8]) -> Option<usize> {
-        take(rest, 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    }
-    let mut rest = rest;
-    let Some(formats) = int16(&mut rest) else {
-        return;
-    };
-    if take(&mut rest, formats * 2).is_none() {
-        return;
-    }
-    let Some(count) = int16(&mut rest) else {
-        return;
-    };
-    for _ in 0..count {
-        let Some(len) = take(&mut rest, 4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
-            return;
-        };
-        let Ok(len) = usize::try_from(len) else {
-            continue; // NULL
-        };
-        match take(&mut rest, len) {
-            Some(value) => custom_setting_name_value(value, names),
-            None => return,
-        }
-    }
-}
-
-/// `SET "name" TO 'value'`.
-fn set_statement(name: &str, value: &str) -> String {
-    format!(
-        "SET \"{}\" TO {}",
-        name.replace('"', "\"\""),
-        quote_literal(value)
-    )
-}
-
 /// Whether a client's name could be one pgsluice prepares statements under.
-fn is_pooler_name(name: &str) -> bool {
+pub(super) fn is_pooler_name(name: &str) -> bool {
     name.starts_with("pgsluice_")
 }
 
@@ -648,7 +464,7 @@ fn write_sync(out: &mut BytesMut) {
     postgres_protocol::message::frontend::sync(out);
 }
 
-fn rename(from: &str, to: &str) -> Disposition {
+pub(super) fn rename(from: &str, to: &str) -> Disposition {
     Disposition::Rename {
         from: from.to_string(),
         to: to.to_string(),

@@ -40,6 +40,44 @@ pub(crate) async fn drain(
     server: &mut ServerConn,
     tracker: &mut Tracker,
 ) -> Result<QueryOutcome, ServerError> {
+    read_replies(server, tracker, None).await
+}
+
+/// Sends `sql` as a simple Query and returns its rows as text, NULL as None, with what
+/// `drain` returns.
+pub(crate) async fn query_rows(
+    server: &mut ServerConn,
+    sql: &str,
+) -> Result<(Vec<Vec<Option<String>>>, QueryOutcome), ServerError> {
+    let mut out = BytesMut::new();
+    frontend::query(sql, &mut out)?;
+    server.stream.write_all(&out).await?;
+    let mut tracker = Tracker {
+        outstanding: 1,
+        ..Tracker::default()
+    };
+    let mut rows = Vec::new();
+    let outcome = read_replies(server, &mut tracker, Some(&mut rows)).await?;
+    Ok((rows, outcome))
+}
+
+/// Backend messages `read_replies` reads whole when it collects rows.
+fn rows_must_buffer(tag: u8) -> bool {
+    tag == b'D' || backend_must_buffer(tag)
+}
+
+/// Reads replies until `tracker` owes nothing, keeping the first error and the
+/// ParameterStatus values, and the DataRows when `rows` is given.
+async fn read_replies(
+    server: &mut ServerConn,
+    tracker: &mut Tracker,
+    mut rows: Option<&mut Vec<Vec<Option<String>>>>,
+) -> Result<QueryOutcome, ServerError> {
+    let must_buffer = match rows {
+        Some(_) => rows_must_buffer,
+        None => backend_must_buffer,
+    };
+    let mut malformed = false;
     let mut outcome = QueryOutcome::default();
     let mut sink = tokio::io::sink();
     while tracker.outstanding > 0 {
@@ -63,6 +101,11 @@ pub(crate) async fn drain(
                         f.message.unwrap_or_default(),
                     ));
                 }
+                (b'D', Some(b)) => match (rows.as_deref_mut(), data_row(b)) {
+                    (Some(rows), Some(row)) => rows.push(row),
+                    (Some(_), None) => malformed = true,
+                    (None, _) => {}
+                },
                 _ => {}
             }
             tracker.backend(tag, body);
@@ -73,15 +116,38 @@ pub(crate) async fn drain(
             }
         };
         let paused = std::future::poll_fn(|cx| {
-            inbound.poll_pump(cx, stream, &mut sink, backend_must_buffer, &mut handler)
+            inbound.poll_pump(cx, stream, &mut sink, must_buffer, &mut handler)
         })
         .await?;
         if paused == Paused::Eof {
             return Err(ServerError::Closed);
         }
     }
+    if malformed {
+        return Err(ServerError::Protocol("malformed DataRow".into()));
+    }
     outcome.tx_status = tracker.tx_status;
     Ok(outcome)
+}
+
+/// The columns of a DataRow body as text; None for a malformed row.
+fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
+    let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
+    let mut rest = &body[2..];
+    let mut columns = Vec::with_capacity(count.into());
+    for _ in 0..count {
+        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        rest = &rest[4..];
+        if len < 0 {
+            columns.push(None);
+            continue;
+        }
+        let len = usize::try_from(len).ok()?;
+        let value = rest.get(..len)?;
+        columns.push(Some(String::from_utf8_lossy(value).into_owned()));
+        rest = &rest[len..];
+    }
+    Some(columns)
 }
 
 /// SQL string literal; standard_conforming_strings is on in every supported Postgres, and an
@@ -105,7 +171,17 @@ pub(crate) fn quote_literal(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote_literal;
+    use super::{data_row, quote_literal};
+
+    #[test]
+    fn data_rows_decode_with_nulls() {
+        let body = b"\0\x03\0\0\0\x01s\xff\xff\xff\xff\0\0\0\x02ab";
+        assert_eq!(
+            data_row(body),
+            Some(vec![Some("s".into()), None, Some("ab".into())])
+        );
+        assert_eq!(data_row(b"\0\x01\0\0\0\x05ab"), None);
+    }
 
     #[test]
     fn literals_are_quoted() {

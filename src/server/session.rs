@@ -9,15 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use bytes::BytesMut;
-use postgres_protocol::message::frontend;
-use tokio::io::AsyncWriteExt;
-
-use super::exchange::{quote_literal, simple_query};
+use super::exchange::{query_rows, quote_literal, simple_query};
 use super::{ServerConn, ServerError};
-use crate::net::pump::{Paused, Verdict};
-use crate::protocol::backend::error_fields;
-use crate::protocol::tracker::{backend_must_buffer, Tracker};
 
 /// Reported by Postgres and settable, but not listed in pg_settings: compared with the login.
 const SESSION_AUTHORIZATION: &str = "session_authorization";
@@ -64,7 +57,7 @@ pub(crate) async fn capture(
     server: &mut ServerConn,
     custom: &str,
 ) -> Result<Snapshot, ServerError> {
-    let rows = if custom.is_empty() {
+    let (rows, outcome) = if custom.is_empty() {
         query_rows(server, CAPTURE_SQL).await?
     } else {
         // A placeholder RESET reads as '' ever after: that is "not set".
@@ -75,6 +68,11 @@ pub(crate) async fn capture(
         );
         query_rows(server, &sql).await?
     };
+    if let Some((code, message)) = outcome.error {
+        return Err(ServerError::Protocol(format!(
+            "session capture failed: {code}: {message}"
+        )));
+    }
     let mut snapshot = Snapshot::default();
     for row in rows {
         let [Some(kind), Some(name), value] = <[Option<String>; 3]>::try_from(row)
@@ -160,93 +158,9 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// Backend messages `query_rows` reads whole: the tracker's, and DataRow.
-fn rows_must_buffer(tag: u8) -> bool {
-    tag == b'D' || backend_must_buffer(tag)
-}
-
-/// Sends `sql` as a simple Query and returns its rows as text, NULL as None; an error from
-/// Postgres is an error here.
-async fn query_rows(
-    server: &mut ServerConn,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>, ServerError> {
-    let mut out = BytesMut::new();
-    frontend::query(sql, &mut out)?;
-    server.stream.write_all(&out).await?;
-    let mut tracker = Tracker {
-        outstanding: 1,
-        ..Tracker::default()
-    };
-    let mut rows = Vec::new();
-    let mut error = None;
-    let mut sink = tokio::io::sink();
-    while tracker.outstanding > 0 {
-        let ServerConn {
-            stream, inbound, ..
-        } = server;
-        let mut handler = |tag: u8, body: Option<&[u8]>| {
-            match (tag, body) {
-                (b'D', Some(b)) => rows.push(data_row(b)),
-                (b'E', Some(b)) if error.is_none() => {
-                    let f = error_fields(b);
-                    error = Some(format!(
-                        "{}: {}",
-                        f.code.unwrap_or_default(),
-                        f.message.unwrap_or_default()
-                    ));
-                }
-                _ => {}
-            }
-            tracker.backend(tag, body);
-            if tag == b'Z' {
-                Verdict::ForwardThenStop
-            } else {
-                Verdict::Forward
-            }
-        };
-        let paused = std::future::poll_fn(|cx| {
-            inbound.poll_pump(cx, stream, &mut sink, rows_must_buffer, &mut handler)
-        })
-        .await?;
-        if paused == Paused::Eof {
-            return Err(ServerError::Closed);
-        }
-    }
-    match error {
-        Some(e) => Err(ServerError::Protocol(format!(
-            "session capture failed: {e}"
-        ))),
-        None => rows
-            .into_iter()
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| ServerError::Protocol("session capture: malformed DataRow".into())),
-    }
-}
-
-/// The columns of a DataRow body as text; None for a malformed row.
-fn data_row(body: &[u8]) -> Option<Vec<Option<String>>> {
-    let count = u16::from_be_bytes(body.get(..2)?.try_into().ok()?);
-    let mut rest = &body[2..];
-    let mut columns = Vec::with_capacity(count.into());
-    for _ in 0..count {
-        let len = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
-        rest = &rest[4..];
-        if len < 0 {
-            columns.push(None);
-            continue;
-        }
-        let len = usize::try_from(len).ok()?;
-        let value = rest.get(..len)?;
-        columns.push(Some(String::from_utf8_lossy(value).into_owned()));
-        rest = &rest[len..];
-    }
-    Some(columns)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{data_row, CAPTURE_SQL, PIN_REASONS};
+    use super::{CAPTURE_SQL, PIN_REASONS};
 
     #[test]
     fn the_capture_names_each_pin_reason() {
@@ -257,15 +171,5 @@ mod tests {
             );
         }
         assert_eq!(CAPTURE_SQL.matches("'p', '").count(), PIN_REASONS.len());
-    }
-
-    #[test]
-    fn data_rows_decode_with_nulls() {
-        let body = b"\0\x03\0\0\0\x01s\xff\xff\xff\xff\0\0\0\x02ab";
-        assert_eq!(
-            data_row(body),
-            Some(vec![Some("s".into()), None, Some("ab".into())])
-        );
-        assert_eq!(data_row(b"\0\x01\0\0\0\x05ab"), None);
     }
 }
