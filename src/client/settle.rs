@@ -1,7 +1,8 @@
-//! The end of a client's use of a server, shared by session and transaction pooling: what the
-//! event that ended the relay means for the client (a FATAL, an ERROR, or nothing when it was
-//! caught mid-message), and the server given back: checked in when clean, reset when the
-//! client left mid-way, closed when in doubt (invariant 1).
+//! The end of a client's use of a server, shared by session and transaction pooling — the one
+//! place that decides what becomes of the server (invariant 8): kept by a pinned client,
+//! checked in when clean, reset when the client left mid-way or left session state, closed
+//! when in doubt (invariant 1) — and what the event that ended the relay means for the client
+//! (a FATAL, an ERROR, or nothing when it was caught mid-message).
 
 use std::time::Duration;
 
@@ -12,6 +13,32 @@ use crate::protocol::tracker::Tracker;
 use crate::relay::RelayEnd;
 use crate::server::{reset_for_next_client, send_cancel};
 use crate::state::Shared;
+
+/// After a transaction that ended cleanly (ReadyForQuery idle, nothing owed): the server stays
+/// with a pinned client (returned), or goes back to the pool — through server_reset_query when
+/// server_reset_query_always asks for it — or is closed while a cancel for the client may
+/// still land on it (`cancels_quiet` false), where it could cancel the next client's query.
+/// A cancel still on its way to a pinned client's server can only reach that client's own
+/// next query, as on a direct connection.
+pub(super) async fn after_transaction(
+    c: &mut Attached<'_>,
+    lease: Lease,
+    cancels_quiet: bool,
+) -> Option<Lease> {
+    if !c.settings.pins.is_empty() {
+        return Some(lease);
+    }
+    if !cancels_quiet {
+        tracing::info!("closing server: a cancel for its last client may still land");
+        lease.discard();
+    } else if c.shared.config().pooler.server_reset_query_always {
+        release(c.shared, lease, Tracker::default(), true, false).await;
+    } else {
+        let pool = lease.pool().clone();
+        pool.checkin(lease);
+    }
+    None
+}
 
 /// Ends the client's use of `lease` after `event`; returns what to tell the client — nothing,
 /// when the event caught the client inside a half-relayed message (a server lost or a timeout

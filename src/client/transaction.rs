@@ -13,14 +13,14 @@ use tokio::sync::watch;
 
 use super::attach::{Attached, Event};
 use super::follow::{self, ApplyError};
-use super::settle::settle;
+use super::settle::{after_transaction, settle};
 use super::ClientError;
 use crate::net::pump::{Paused, Verdict};
 use crate::pool::{Lease, PoolError};
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::tracker::{frontend_must_buffer, Tracker, TX_IDLE};
 use crate::relay::{RelayEnd, Rules};
-use crate::state::{Shared, Shutdown};
+use crate::state::Shutdown;
 
 pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(), ClientError> {
     Box::pin(greet(&mut c)).await?;
@@ -119,18 +119,11 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Le
             }
         }
         match event {
-            // A cancel still on its way can only reach this same client's next query.
-            Event::Relay(RelayEnd::Idle) if !c.settings.pins.is_empty() => {
-                return Served::Pinned(Box::new(lease))
-            }
-            Event::Relay(RelayEnd::Idle) if no_cancel_pending => {
-                give_back(c.shared, lease).await;
-                return Served::Next;
-            }
             Event::Relay(RelayEnd::Idle) => {
-                tracing::info!("closing server: a cancel for its last client may still land");
-                lease.discard();
-                return Served::Next;
+                return match after_transaction(c, lease, no_cancel_pending).await {
+                    Some(pinned) => Served::Pinned(Box::new(pinned)),
+                    None => Served::Next,
+                };
             }
             Event::Relay(RelayEnd::ServerGone(reason))
                 if !was_pinned
@@ -184,18 +177,6 @@ async fn checkout_and_apply(
 
 /// How many dead servers in a row one request may skip before its client is told.
 const MAX_DEAD_IN_A_ROW: u32 = 3;
-
-/// A clean server back to its pool, through server_reset_query when
-/// server_reset_query_always asks for it.
-async fn give_back(shared: &Shared, lease: Lease) {
-    let config = shared.config();
-    if config.pooler.server_reset_query_always {
-        super::settle::release(shared, lease, Tracker::default(), true, false).await;
-    } else {
-        let pool = lease.pool().clone();
-        pool.checkin(lease);
-    }
-}
 
 /// Waits, with no server, for the client's next request. False when the client is done
 /// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
