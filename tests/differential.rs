@@ -615,6 +615,41 @@ async fn prepared_statement_after_ddl() {
     d.run_all(&all).await;
 }
 
+/// With statement mapping off (max_prepared_statements = 0), the protocol still passes
+/// through as on Postgres: pipelines, errors mid-pipeline, a Query skipped after an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_without_statement_mapping() {
+    let d = Differential::start_with(|cfg| cfg.pooler("max_prepared_statements = 0"));
+    d.run_all(&[
+        Scenario::new("unmapped_parse_error_then_query")
+            .send(f().parse("", "SELEC 1").flush())
+            .expect(1)
+            .send(f().query("SELECT 'x'").sync())
+            .ready(1)
+            .mv()
+            .q("SELECT 'after'"),
+        Scenario::new("unmapped_describe_and_pipeline")
+            .send(
+                f().parse("", "SELECT $1::int AS a")
+                    .describe_statement("")
+                    .bind("", "", &[Some("1")])
+                    .describe_portal("")
+                    .execute("", 0)
+                    .sync()
+                    .bind("", "", &[Some("x")])
+                    .execute("", 0)
+                    .sync(),
+            )
+            .ready(2)
+            .mv()
+            .x("SELECT 2", &[]),
+        Scenario::new("unmapped_set_follows")
+            .q("SET work_mem = '3MB'")
+            .q_moving(&["SHOW work_mem"]),
+    ])
+    .await;
+}
+
 /// COPY in both directions, and its failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_and_function_call() {

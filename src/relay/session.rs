@@ -164,9 +164,13 @@ pub(crate) async fn relay(
     type MustBuffer = fn(u8) -> bool;
     let (frontend_buffer, backend_buffer): (MustBuffer, MustBuffer) = match (&prepared, &effects) {
         (Some(_), _) => (statements::frontend_must_buffer, replies::must_buffer),
-        (None, Some(_)) => (session_effects_must_buffer, backend_must_buffer),
+        (None, Some(_)) => (session_effects_must_buffer, replies::must_buffer),
         (None, None) => (frontend_must_buffer, backend_must_buffer),
     };
+    // Transaction and statement pooling follow every reply group, statements mapped or not:
+    // the server may go to another client only when the last one is answered, and a request
+    // Postgres skips after an error is owed nothing.
+    let has_plan = prepared.is_some() || effects.is_some();
     // Outlive one poll: the stop they cause may be reported on a later poll.
     let mut refused = false;
     let mut limit: Option<LimitError> = None;
@@ -217,11 +221,16 @@ pub(crate) async fn relay(
                         return Verdict::StopBefore;
                     }
                 },
-                None => Verdict::Forward,
+                None => {
+                    if has_plan {
+                        statements::expect_unmapped(plan, tag, body);
+                    }
+                    Verdict::Forward
+                }
             };
             saw_client = true;
             tracker.frontend(tag);
-            if prepared.is_some() {
+            if has_plan {
                 // Requests sent while Postgres skips to the Sync owe no ReadyForQuery.
                 let skipped = plan.take_skipped_requests();
                 tracker.outstanding = tracker.outstanding.saturating_sub(skipped);
@@ -279,7 +288,6 @@ pub(crate) async fn relay(
         }
         // Bytes of the client's next request still on their way would belong to this server.
         let client_clean = client_pump.is_clean();
-        let has_plan = prepared.is_some();
         let mut backend = |tag: u8, body: Option<&[u8]>| {
             let status = body.and_then(|b| b.first());
             if rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
@@ -397,10 +405,10 @@ pub(crate) async fn relay(
     .await
 }
 
-/// Frontend messages read whole when only session effects are watched: Terminate, and the
-/// Query and Parse whose SQL may change the session.
+/// Frontend messages read whole when statements are not mapped: Terminate, the Query and
+/// Parse whose SQL may change the session, and Describe, whose kind says what replies it gets.
 fn session_effects_must_buffer(tag: u8) -> bool {
-    matches!(tag, b'X' | b'Q' | b'P')
+    matches!(tag, b'X' | b'Q' | b'P' | b'D')
 }
 
 /// Counts one ReadyForQuery: a query done, and when Postgres is idle again a transaction done

@@ -148,6 +148,16 @@ fn expect_plain(plan: &mut ReplyPlan, tag: u8) {
     plan.expect(kind, Disposition::Forward);
 }
 
+/// The replies of a message relayed when statements are not mapped: as `expect_plain`, and a
+/// Describe of a statement (ParameterDescription, then RowDescription or NoData) as such.
+pub(super) fn expect_unmapped(plan: &mut ReplyPlan, tag: u8, body: Option<&[u8]>) {
+    if tag == b'D' && body.is_some_and(|b| b.first() == Some(&b'S')) {
+        plan.expect(Kind::DescribeStatement, Disposition::Forward);
+    } else {
+        expect_plain(plan, tag);
+    }
+}
+
 /// What became of one message.
 pub(super) enum Outcome {
     /// Replaced by `Cx::out`, replies planned.
