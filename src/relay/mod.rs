@@ -2,6 +2,7 @@
 //! directions (each a `net::pump::Pump`) until the client leaves, a side fails, or a stop at
 //! the next idle point is asked for, keeping `protocol::tracker::Tracker` up to date.
 
+mod directions;
 mod replies;
 mod session;
 mod sql_commands;

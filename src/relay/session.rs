@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 use std::task::Poll;
 use std::time::Instant;
 
+use super::directions::{Backend, Frontend};
 use super::replies::{self, ReplyPlan};
 use super::statements::{self, Prepared};
 use crate::live::TrafficStats;
-use crate::net::pump::{Paused, Pump, PumpError, Verdict};
+use crate::net::pump::{Paused, Pump, PumpError};
 use crate::net::BoxStream;
 use crate::prepared::LimitError;
-use crate::protocol::params::is_session_parameter;
 use crate::protocol::session_effects::{custom_setting_names, may_change_session};
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
 use crate::protocol::ProtocolError;
-use crate::server::{parse_parameter_status, ServerConn};
+use crate::server::ServerConn;
 
 /// Why the relay returned.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ pub(crate) struct SessionEffects {
 
 impl SessionEffects {
     /// Notes a frontend message.
-    fn frontend(&mut self, tag: u8, body: Option<&[u8]>) {
+    pub(super) fn frontend(&mut self, tag: u8, body: Option<&[u8]>) {
         let sql = match (tag, body) {
             (b'Q', Some(sql)) => sql,
             (b'P', Some(body)) => {
@@ -179,71 +179,24 @@ pub(crate) async fn relay(
     let mut terminating = false;
     std::future::poll_fn(|cx| {
         let (received_before, sent_before) = (client_pump.written(), server_pump.written());
-        let mut saw_client = false;
-        let mut frontend = |tag: u8, body: Option<&[u8]>| {
-            if plan.is_holding() {
-                // Its meaning depends on replies still owed; read on once they are in.
-                return Verdict::StopBefore;
-            }
-            if tag == b'X' {
-                return Verdict::StopBefore;
-            }
-            if tracker.ignored_in_copy(tag) {
-                // A Sync or Flush Postgres will ignore: no reply to plan, none owed.
-                saw_client = true;
-                return Verdict::Forward;
-            }
-            if let Some(e) = effects.as_deref_mut() {
-                e.frontend(tag, body);
-            }
-            let verdict = match prepared.as_mut() {
-                Some(p) => match p.frontend(server_statements, plan, tag, body, tracker) {
-                    Ok((v, _)) if plan.is_holding() => return v,
-                    Ok((v, injected)) if injected.dropped => {
-                        // Postgres would skip it: nothing to count, nothing owed.
-                        saw_client = true;
-                        return v;
-                    }
-                    Ok((v, injected)) => {
-                        for _ in 0..injected.syncs {
-                            tracker.frontend(b'S');
-                        }
-                        for _ in 0..injected.queries {
-                            tracker.frontend(b'Q');
-                        }
-                        if let Some(e) = effects.as_deref_mut() {
-                            e.merge(&mut p.effects);
-                        }
-                        v
-                    }
-                    Err(e) => {
-                        limit = Some(e);
-                        return Verdict::StopBefore;
-                    }
-                },
-                None => {
-                    if has_plan {
-                        statements::expect_unmapped(plan, tag, body);
-                    }
-                    Verdict::Forward
-                }
-            };
-            saw_client = true;
-            tracker.frontend(tag);
-            if has_plan {
-                // Requests sent while Postgres skips to the Sync owe no ReadyForQuery.
-                let skipped = plan.take_skipped_requests();
-                tracker.outstanding = tracker.outstanding.saturating_sub(skipped);
-            }
-            verdict
+        let mut frontend = Frontend {
+            tracker,
+            plan,
+            has_plan,
+            prepared: prepared.as_mut(),
+            effects: effects.as_deref_mut(),
+            server_statements,
+            limit: &mut limit,
+            saw_client: false,
         };
         let c2s = client_pump.poll_pump(
             cx,
             client_stream,
             server_stream,
             frontend_buffer,
-            &mut frontend,
+            &mut |tag, body| frontend.message(tag, body),
         );
+        let saw_client = frontend.saw_client;
         // Any byte counts as activity, so a long message sent slowly is not "idle".
         if saw_client || client_pump.written() > received_before {
             activity.last_client = Instant::now();
@@ -288,78 +241,25 @@ pub(crate) async fn relay(
         }
         // Bytes of the client's next request still on their way would belong to this server.
         let client_clean = client_pump.is_clean();
-        let mut backend = |tag: u8, body: Option<&[u8]>| {
-            let status = body.and_then(|b| b.first());
-            if rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
-                refused = true;
-                return Verdict::StopBefore;
-            }
-            let mut planned = if has_plan {
-                match plan.on_backend(tag, body) {
-                    // The message comes round again after what was inserted.
-                    v @ Verdict::InsertBefore(_) => return v,
-                    v => v,
-                }
-            } else {
-                Verdict::Forward
-            };
-            if let (b'S', Some(b)) = (tag, body) {
-                if let Some((name, value)) = parse_parameter_status(b) {
-                    server_params.insert(name.to_string(), value.to_string());
-                    if is_session_parameter(name) {
-                        if let Some(e) = effects.as_deref_mut() {
-                            e.changed = true;
-                        }
-                        let shown = matches!(planned, Verdict::Forward);
-                        if shown && reported.get(name).is_some_and(|v| v == value) {
-                            // Postgres reports a value only when it differs from the last it
-                            // reported to this client; the server's last report may have
-                            // gone to pgsluice or to another client.
-                            planned = Verdict::Replace(bytes::Bytes::new());
-                        } else if shown {
-                            reported.insert(name.to_string(), value.to_string());
-                        }
-                    }
-                }
-            }
-            tracker.backend(tag, body);
-            if has_plan && tag == b'E' {
-                // Requests Postgres skipped to the next Sync owe no ReadyForQuery.
-                let skipped = plan.take_skipped_requests();
-                tracker.outstanding = tracker.outstanding.saturating_sub(skipped);
-            }
-            if matches!(tag, b'G' | b'W') {
-                plan.drop_ignored_syncs(tracker.take_ignored_syncs());
-            }
-            if let (b'E', Some(b)) = (tag, body) {
-                stats.count_error(&error_class(b));
-            }
-            if tag == b'Z' {
-                record_ready(stats, activity, tracker.tx_status);
-                let open = tracker.tx_status != TX_IDLE;
-                if open && activity.tx_since.is_none() {
-                    activity.tx_since = Some(Instant::now());
-                } else if !open {
-                    activity.tx_since = None;
-                }
-            }
-            let stop = rules.stop_at_idle
-                && tag == b'Z'
-                && tracker.is_idle()
-                && client_clean
-                && plan.is_empty();
-            match (planned, stop) {
-                (Verdict::Forward, true) => Verdict::ForwardThenStop,
-                (Verdict::Replace(b), true) => Verdict::ReplaceThenStop(b),
-                (v, _) => v,
-            }
+        let mut backend = Backend {
+            tracker,
+            plan,
+            has_plan,
+            rules,
+            reported,
+            effects: effects.as_deref_mut(),
+            server_params,
+            stats,
+            activity,
+            client_clean,
+            refused: &mut refused,
         };
         let s2c = server_pump.poll_pump(
             cx,
             server_stream,
             client_stream,
             backend_buffer,
-            &mut backend,
+            &mut |tag, body| backend.message(tag, body),
         );
         if let Some(p) = prepared.as_mut() {
             statements::apply_undo(plan.take_undone(), p.registry, p.client, server_statements);
@@ -413,7 +313,7 @@ fn session_effects_must_buffer(tag: u8) -> bool {
 
 /// Counts one ReadyForQuery: a query done, and when Postgres is idle again a transaction done
 /// (SHOW STATS: total_query_count, total_xact_count and their times).
-fn record_ready(stats: &TrafficStats, activity: &mut Activity, tx_status: u8) {
+pub(super) fn record_ready(stats: &TrafficStats, activity: &mut Activity, tx_status: u8) {
     let now = Instant::now();
     TrafficStats::add(&stats.query_count, 1);
     if let Some(since) = activity.busy_since {
@@ -431,12 +331,4 @@ fn record_ready(stats: &TrafficStats, activity: &mut Activity, tx_status: u8) {
 
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The SQLSTATE class (two characters) of an ErrorResponse body; "??" if it has no code.
-fn error_class(body: &[u8]) -> String {
-    crate::protocol::backend::error_fields(body)
-        .code
-        .map(|c| c.chars().take(2).collect())
-        .unwrap_or_else(|| "??".to_string())
 }
