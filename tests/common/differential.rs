@@ -241,7 +241,10 @@ async fn play(pg: &PgCluster, s: &Scenario, through: Option<&Pooler>) -> Transcr
         None => RawClient::open(pg.host(), pg.port()).await,
     });
     let client = c.as_mut().expect("just opened");
-    let login = match client.login(MD5_USER, MD5_PASS, &params).await {
+    let login_result = client.login(MD5_USER, MD5_PASS, &params).await;
+    // Straight to Postgres, the key's process id is the client's backend.
+    let backend_pid = client.key.0;
+    let login = match login_result {
         Ok(()) => login_lines(&client.startup),
         Err(e) => vec![decode(&e)],
     };
@@ -308,6 +311,7 @@ async fn play(pg: &PgCluster, s: &Scenario, through: Option<&Pooler>) -> Transcr
             h.release().await;
         }
     }
+    client_gone(&su, &s.name, through, backend_pid).await;
     quiesce(&su, &s.name, through).await;
     let mut checks = Vec::new();
     for sql in &s.checks {
@@ -361,6 +365,44 @@ async fn quiesce(su: &tokio_postgres::Client, name: &str, p: Option<&Pooler>) {
             panic!("{name}: md5_user backends still busy after 30 s: {busy:?}\n{log}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the scenario's client has been dealt with completely: through pgsluice, until
+/// only the holders (gone by now) and no md5_user client is left in SHOW CLIENTS (pgsluice
+/// lists a client until it has given back or closed its server); straight to Postgres, until
+/// its backend has exited. Only then does what it left behind show.
+async fn client_gone(su: &tokio_postgres::Client, name: &str, through: Option<&Pooler>, pid: i32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let console = match through {
+        Some(p) => Some(console(p).await),
+        None => None,
+    };
+    loop {
+        let gone = match &console {
+            Some(console) => show(console, "SHOW CLIENTS")
+                .await
+                .rows_where("user", MD5_USER)
+                .is_empty(),
+            None => {
+                su.query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                    &[&pid],
+                )
+                .await
+                .expect("pg_stat_activity")
+                .get::<_, i64>(0)
+                    == 0
+            }
+        };
+        if gone {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}: the client still there after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
