@@ -25,13 +25,7 @@ pub(crate) async fn simple_query(
     server: &mut ServerConn,
     sql: &str,
 ) -> Result<QueryOutcome, ServerError> {
-    let mut out = BytesMut::new();
-    frontend::query(sql, &mut out)?;
-    server.stream.write_all(&out).await?;
-    let mut tracker = Tracker {
-        outstanding: 1,
-        ..Tracker::default()
-    };
+    let mut tracker = send_query(server, sql).await?;
     drain(server, &mut tracker).await
 }
 
@@ -49,16 +43,21 @@ pub(crate) async fn query_rows(
     server: &mut ServerConn,
     sql: &str,
 ) -> Result<(Vec<Vec<Option<String>>>, QueryOutcome), ServerError> {
-    let mut out = BytesMut::new();
-    frontend::query(sql, &mut out)?;
-    server.stream.write_all(&out).await?;
-    let mut tracker = Tracker {
-        outstanding: 1,
-        ..Tracker::default()
-    };
+    let mut tracker = send_query(server, sql).await?;
     let mut rows = Vec::new();
     let outcome = read_replies(server, &mut tracker, Some(&mut rows)).await?;
     Ok((rows, outcome))
+}
+
+/// Writes `sql` as a simple Query; the tracker owes its one ReadyForQuery.
+async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, ServerError> {
+    let mut out = BytesMut::new();
+    frontend::query(sql, &mut out)?;
+    server.stream.write_all(&out).await?;
+    Ok(Tracker {
+        outstanding: 1,
+        ..Tracker::default()
+    })
 }
 
 /// Backend messages `read_replies` reads whole when it collects rows.
