@@ -13,6 +13,7 @@ pub mod scanner;
 pub mod session_effects;
 mod session_sql;
 pub mod startup;
+pub mod tags;
 pub mod tracker;
 
 /// SQLSTATE `08P01` protocol_violation (PostgreSQL docs, Appendix A "Error Codes").

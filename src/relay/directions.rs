@@ -14,6 +14,7 @@ use crate::live::TrafficStats;
 use crate::net::pump::Verdict;
 use crate::prepared::{LimitError, ServerStatements};
 use crate::protocol::params::is_session_parameter;
+use crate::protocol::tags::{backend_tag, frontend_tag};
 use crate::protocol::tracker::{Tracker, TX_IDLE};
 use crate::server::parse_parameter_status;
 
@@ -38,7 +39,7 @@ impl Frontend<'_, '_> {
             // Its meaning depends on replies still owed; read on once they are in.
             return Verdict::StopBefore;
         }
-        if tag == b'X' {
+        if tag == frontend_tag::TERMINATE {
             return Verdict::StopBefore;
         }
         if self.tracker.ignored_in_copy(tag) {
@@ -62,10 +63,10 @@ impl Frontend<'_, '_> {
                     }
                     Ok((v, injected)) => {
                         for _ in 0..injected.syncs {
-                            self.tracker.frontend(b'S');
+                            self.tracker.frontend(frontend_tag::SYNC);
                         }
                         for _ in 0..injected.queries {
-                            self.tracker.frontend(b'Q');
+                            self.tracker.frontend(frontend_tag::QUERY);
                         }
                         if let Some(e) = self.effects.as_deref_mut() {
                             e.merge(&mut p.effects);
@@ -118,7 +119,10 @@ pub(super) struct Backend<'s> {
 impl Backend<'_> {
     pub(super) fn message(&mut self, tag: u8, body: Option<&[u8]>) -> Verdict {
         let status = body.and_then(|b| b.first());
-        if self.rules.forbid_transactions && tag == b'Z' && status.is_some_and(|s| *s != TX_IDLE) {
+        if self.rules.forbid_transactions
+            && tag == backend_tag::READY_FOR_QUERY
+            && status.is_some_and(|s| *s != TX_IDLE)
+        {
             *self.refused = true;
             return Verdict::StopBefore;
         }
@@ -131,27 +135,30 @@ impl Backend<'_> {
         } else {
             Verdict::Forward
         };
-        if let (b'S', Some(b)) = (tag, body) {
+        if let (backend_tag::PARAMETER_STATUS, Some(b)) = (tag, body) {
             planned = self.parameter_status(b, planned);
         }
         self.tracker.backend(tag, body);
-        if self.has_plan && tag == b'E' {
+        if self.has_plan && tag == backend_tag::ERROR_RESPONSE {
             // Requests Postgres skipped to the next Sync owe no ReadyForQuery.
             let skipped = self.plan.take_skipped_requests();
             self.tracker.outstanding = self.tracker.outstanding.saturating_sub(skipped);
         }
-        if matches!(tag, b'G' | b'W') {
+        if matches!(
+            tag,
+            backend_tag::COPY_IN_RESPONSE | backend_tag::COPY_BOTH_RESPONSE
+        ) {
             self.plan
                 .drop_ignored_syncs(self.tracker.take_ignored_syncs());
         }
-        if let (b'E', Some(b)) = (tag, body) {
+        if let (backend_tag::ERROR_RESPONSE, Some(b)) = (tag, body) {
             self.stats.count_error(&error_class(b));
         }
-        if tag == b'Z' {
+        if tag == backend_tag::READY_FOR_QUERY {
             self.ready();
         }
         let stop = self.rules.stop_at_idle
-            && tag == b'Z'
+            && tag == backend_tag::READY_FOR_QUERY
             && self.tracker.is_idle()
             && self.client_clean
             && self.plan.is_empty();

@@ -14,6 +14,7 @@ use crate::net::pump::Verdict;
 use crate::prepared::Statement;
 use crate::protocol::backend::error_fields;
 use crate::protocol::extended::write_error_renamed;
+use crate::protocol::tags::{backend_tag, frontend_tag};
 use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 
 /// How the replies to one request end.
@@ -222,7 +223,7 @@ impl ReplyPlan {
     /// Whether the client's messages are being dropped up to its Sync (`refuse`); a Sync ends
     /// it.
     pub(crate) fn drops_until_sync(&mut self, tag: u8) -> bool {
-        if self.client_skipping && tag == b'S' {
+        if self.client_skipping && tag == frontend_tag::SYNC {
             self.client_skipping = false;
             return false;
         }
@@ -277,7 +278,7 @@ impl ReplyPlan {
     /// The verdict for one backend message; `body` is present for `must_buffer` tags.
     pub(crate) fn on_backend(&mut self, tag: u8, body: Option<&[u8]>) -> Verdict {
         if let (
-            b'S',
+            backend_tag::PARAMETER_STATUS,
             Some(body),
             Some(Entry::Reply {
                 disposition: Disposition::Restoring(restored),
@@ -322,21 +323,21 @@ impl ReplyPlan {
             Kind::Execute => matches!(tag, b'C' | b'I' | b's' | b'E'),
             Kind::Sync | Kind::UntilReady => tag == b'Z',
         };
-        if tag == b'C' {
+        if tag == backend_tag::COMMAND_COMPLETE {
             if let Some(Entry::Reply { completions, .. }) = self.entries.front_mut() {
                 *completions += 1;
             }
         }
         let shown = match (&disposition, tag, body) {
             (Disposition::Swallow, b'E', _) | (Disposition::Forward, _, _) => true,
-            (Disposition::FirstCompletion, b'C', _) => matches!(
+            (Disposition::FirstCompletion, backend_tag::COMMAND_COMPLETE, _) => matches!(
                 self.entries.front(),
                 Some(Entry::Reply { completions: 1, .. })
             ),
             (Disposition::FirstCompletion, _, _) => true,
-            (Disposition::Restoring(_), b'Z', _) => false,
+            (Disposition::Restoring(_), backend_tag::READY_FOR_QUERY, _) => false,
             (Disposition::Restoring(_), _, _) => true,
-            (Disposition::OnlyReady, b'Z', _) => true,
+            (Disposition::OnlyReady, backend_tag::READY_FOR_QUERY, _) => true,
             (Disposition::OnlyReady, _, _) => false,
             (Disposition::Shape { .. }, _, _) => false,
             (Disposition::Swallow | Disposition::Hide, _, _) => false,
@@ -356,7 +357,8 @@ impl ReplyPlan {
             }
         }
         if completes {
-            if let (Disposition::Shape { name, check }, b'T' | b'n') = (&disposition, tag) {
+            let described = matches!(tag, backend_tag::ROW_DESCRIPTION | backend_tag::NO_DATA);
+            if let (Disposition::Shape { name, check }, true) = (&disposition, described) {
                 self.shapes.push(Shape {
                     name: name.clone(),
                     shape: body.map(Bytes::copy_from_slice).unwrap_or_default(),
@@ -369,7 +371,7 @@ impl ReplyPlan {
                 ..
             }) = self.entries.pop_front()
             {
-                undo.plan_changed = tag == b'E'
+                undo.plan_changed = tag == backend_tag::ERROR_RESPONSE
                     && body.and_then(|b| error_fields(b).code).as_deref()
                         == Some(SQLSTATE_FEATURE_NOT_SUPPORTED);
                 self.undone.push(undo);

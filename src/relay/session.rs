@@ -17,6 +17,7 @@ use crate::net::pump::{Paused, Pump, PumpError};
 use crate::net::BoxStream;
 use crate::prepared::LimitError;
 use crate::protocol::session_effects::{custom_setting_names, may_change_session};
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
 use crate::protocol::ProtocolError;
 use crate::server::ServerConn;
@@ -105,13 +106,13 @@ impl SessionEffects {
     /// Notes a frontend message.
     pub(super) fn frontend(&mut self, tag: u8, body: Option<&[u8]>) {
         let sql = match (tag, body) {
-            (b'Q', Some(sql)) => sql,
-            (b'P', Some(body)) => {
+            (frontend_tag::QUERY, Some(sql)) => sql,
+            (frontend_tag::PARSE, Some(body)) => {
                 // Parse: the statement name, then the query, each NUL-terminated.
                 body.splitn(3, |b| *b == 0).nth(1).unwrap_or_default()
             }
             // A FunctionCall may call anything.
-            (b'F', _) => {
+            (frontend_tag::FUNCTION_CALL, _) => {
                 self.changed = true;
                 return;
             }
@@ -308,7 +309,8 @@ pub(crate) async fn relay(
 /// Frontend messages read whole when statements are not mapped: Terminate, the Query and
 /// Parse whose SQL may change the session, and Describe, whose kind says what replies it gets.
 fn session_effects_must_buffer(tag: u8) -> bool {
-    matches!(tag, b'X' | b'Q' | b'P' | b'D')
+    use frontend_tag::{DESCRIBE, PARSE, QUERY, TERMINATE};
+    matches!(tag, TERMINATE | QUERY | PARSE | DESCRIBE)
 }
 
 /// Counts one ReadyForQuery: a query done, and when Postgres is idle again a transaction done

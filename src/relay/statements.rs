@@ -22,6 +22,7 @@ use crate::protocol::extended::{
     write_bind_renamed, write_close, write_describe, write_parse, ParseBody, SessionCommand,
 };
 use crate::protocol::session_effects::{bind_parameter_names, may_change_session};
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::Tracker;
 use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 
@@ -48,9 +49,10 @@ pub(crate) struct Prepared<'a> {
 /// Frontend messages the rewriter must see whole: those it rewrites, and those it may have to
 /// drop (Execute, Flush, FunctionCall after an error pgsluice answered itself).
 pub(crate) fn frontend_must_buffer(tag: u8) -> bool {
+    use frontend_tag::*;
     matches!(
         tag,
-        b'X' | b'P' | b'B' | b'D' | b'C' | b'Q' | b'E' | b'H' | b'F'
+        TERMINATE | PARSE | BIND | DESCRIBE | CLOSE | QUERY | EXECUTE | FLUSH | FUNCTION_CALL
     )
 }
 
@@ -151,7 +153,8 @@ fn expect_plain(plan: &mut ReplyPlan, tag: u8) {
 /// The replies of a message relayed when statements are not mapped: as `expect_plain`, and a
 /// Describe of a statement (ParameterDescription, then RowDescription or NoData) as such.
 pub(super) fn expect_unmapped(plan: &mut ReplyPlan, tag: u8, body: Option<&[u8]>) {
-    if tag == b'D' && body.is_some_and(|b| b.first() == Some(&b'S')) {
+    let statement = body.is_some_and(|b| b.first() == Some(&frontend_tag::TARGET_STATEMENT));
+    if tag == frontend_tag::DESCRIBE && statement {
         plan.expect(Kind::DescribeStatement, Disposition::Forward);
     } else {
         expect_plain(plan, tag);
@@ -258,7 +261,11 @@ impl Cx<'_, '_> {
         if self.aborted {
             return;
         }
-        write_describe(&mut self.out, b'S', &st.server_name);
+        write_describe(
+            &mut self.out,
+            frontend_tag::TARGET_STATEMENT,
+            &st.server_name,
+        );
         let shape = Disposition::Shape {
             name: name.to_string(),
             check: false,
@@ -326,7 +333,11 @@ impl Cx<'_, '_> {
                 // This server prepares it afresh: only once its shape is known to be the one
                 // the client parsed may the Bind go.
                 self.prepare(st, Disposition::Swallow, None);
-                write_describe(&mut self.out, b'S', &st.server_name);
+                write_describe(
+                    &mut self.out,
+                    frontend_tag::TARGET_STATEMENT,
+                    &st.server_name,
+                );
                 let check = Disposition::Shape {
                     name: target.statement.to_string(),
                     check: true,

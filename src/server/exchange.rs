@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use super::{ServerConn, ServerError};
 use crate::net::pump::{Paused, Verdict};
 use crate::protocol::backend::error_fields;
+use crate::protocol::tags::backend_tag;
 use crate::protocol::tracker::{backend_must_buffer, Tracker};
 
 /// What a request pgsluice sent got back.
@@ -62,7 +63,7 @@ async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, Serve
 
 /// Backend messages `read_replies` reads whole when it collects rows.
 fn rows_must_buffer(tag: u8) -> bool {
-    tag == b'D' || backend_must_buffer(tag)
+    tag == backend_tag::DATA_ROW || backend_must_buffer(tag)
 }
 
 /// Reads replies until `tracker` owes nothing, keeping the first error and the
@@ -100,7 +101,7 @@ async fn read_replies(
                         f.message.unwrap_or_default(),
                     ));
                 }
-                (b'D', Some(b)) => match (rows.as_deref_mut(), data_row(b)) {
+                (backend_tag::DATA_ROW, Some(b)) => match (rows.as_deref_mut(), data_row(b)) {
                     (Some(rows), Some(row)) => rows.push(row),
                     (Some(_), None) => malformed = true,
                     (None, _) => {}
