@@ -84,6 +84,10 @@ async fn settle_event(
             code: "0A000".into(),
             message: "transaction blocks are not allowed in statement pooling mode".into(),
         }),
+        Event::Relay(RelayEnd::TerminatedInCopy) => {
+            lease.discard();
+            return Ok(());
+        }
         Event::Relay(RelayEnd::ServerGone(reason)) => {
             lease.discard();
             return Err(ClientError::ServerGone(reason));

@@ -40,6 +40,11 @@ impl Frontend<'_, '_> {
             return Verdict::StopBefore;
         }
         if tag == frontend_tag::TERMINATE {
+            if self.tracker.frontend_copy_in {
+                // Postgres answers a Terminate inside COPY FROM STDIN with two errors and
+                // closes; let it, so the client reads what a direct connection sends.
+                return Verdict::ForwardThenStop;
+            }
             return Verdict::StopBefore;
         }
         if self.tracker.ignored_in_copy(tag) {

@@ -27,6 +27,9 @@ use crate::server::ServerConn;
 pub(crate) enum RelayEnd {
     /// The client sent Terminate.
     ClientTerminated,
+    /// The client sent Terminate inside COPY FROM STDIN; Postgres's answer was relayed and
+    /// the server closed, as it does on a direct connection.
+    TerminatedInCopy,
     /// The client closed its socket or it failed.
     ClientGone,
     /// The client broke the protocol (e.g. a message over max_packet_size).
@@ -178,6 +181,8 @@ pub(crate) async fn relay(
     // The client sent Terminate after requests Postgres is still answering: as on a direct
     // connection, those finish and their replies are delivered before the session ends.
     let mut terminating = false;
+    // The client's Terminate went to Postgres mid-COPY: only its answer is left to relay.
+    let mut terminated_in_copy = false;
     std::future::poll_fn(|cx| {
         let (received_before, sent_before) = (client_pump.written(), server_pump.written());
         let mut frontend = Frontend {
@@ -190,13 +195,17 @@ pub(crate) async fn relay(
             limit: &mut limit,
             saw_client: false,
         };
-        let c2s = client_pump.poll_pump(
-            cx,
-            client_stream,
-            server_stream,
-            frontend_buffer,
-            &mut |tag, body| frontend.message(tag, body),
-        );
+        let c2s = if terminated_in_copy {
+            Poll::Pending
+        } else {
+            client_pump.poll_pump(
+                cx,
+                client_stream,
+                server_stream,
+                frontend_buffer,
+                &mut |tag, body| frontend.message(tag, body),
+            )
+        };
         let saw_client = frontend.saw_client;
         // Any byte counts as activity, so a long message sent slowly is not "idle".
         if saw_client || client_pump.written() > received_before {
@@ -221,6 +230,9 @@ pub(crate) async fn relay(
             }
             // Held, not ended: woken again when the replies it waits for are in.
             Poll::Ready(Ok(Paused::Stopped)) if plan.is_holding() => {}
+            Poll::Ready(Ok(Paused::Stopped)) if tracker.frontend_copy_in => {
+                terminated_in_copy = true;
+            }
             Poll::Ready(Ok(Paused::Stopped)) => {
                 // An unsynced batch is rolled back, as Postgres does on Terminate; anything
                 // else whole that it owes replies for, it completes first.
@@ -290,6 +302,9 @@ pub(crate) async fn relay(
         match s2c {
             Poll::Ready(Ok(Paused::Stopped)) if refused => Poll::Ready(RelayEnd::TransactionBlock),
             Poll::Ready(Ok(Paused::Stopped)) => Poll::Ready(RelayEnd::Idle),
+            Poll::Ready(Ok(Paused::Eof)) if terminated_in_copy => {
+                Poll::Ready(RelayEnd::TerminatedInCopy)
+            }
             Poll::Ready(Ok(Paused::Eof)) => {
                 Poll::Ready(RelayEnd::ServerGone("server closed the connection".into()))
             }
