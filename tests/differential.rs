@@ -188,6 +188,55 @@ async fn session_settings_follow_the_client() {
     .await;
 }
 
+/// Functions that change the session inside their body, where no client's SQL shows it: a
+/// custom setting no client names, a reported and an unreported setting, an advisory lock.
+/// With `session_read_back_always` and the custom setting listed in `custom_settings`, they
+/// follow their client (or pin it) like the same statements sent by the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_that_change_the_session() {
+    let d = Differential::start_with(|cfg| {
+        cfg.pooler("session_read_back_always = true")
+            .pooler("custom_settings = [\"fn.tenant\"]")
+    });
+    // The custom setting's name appears only inside function bodies, so only the
+    // configuration can tell pgsluice of it.
+    let functions = "\
+        CREATE OR REPLACE FUNCTION d_set_tenant(v text) RETURNS text LANGUAGE sql \
+          AS $$ SELECT set_config('fn' || '.tenant', v, false) $$; \
+        CREATE OR REPLACE FUNCTION d_tenant() RETURNS text LANGUAGE sql \
+          AS $$ SELECT coalesce(current_setting('fn' || '.tenant', true), '') $$; \
+        CREATE OR REPLACE FUNCTION d_tune() RETURNS void LANGUAGE plpgsql \
+          AS $$ BEGIN PERFORM set_config('work_mem', '17MB', false); \
+          PERFORM set_config('application_name', 'from_function', false); END $$; \
+        CREATE OR REPLACE FUNCTION d_lock() RETURNS void LANGUAGE sql \
+          AS $$ SELECT pg_advisory_lock(4242) $$; \
+        CREATE OR REPLACE FUNCTION d_unlock() RETURNS boolean LANGUAGE sql \
+          AS $$ SELECT pg_advisory_unlock(4242) $$";
+    let advisory = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242";
+    d.run_all(&[
+        Scenario::new("function_sets_custom_setting")
+            .setup(functions)
+            .q("SELECT d_set_tenant('42')")
+            .q_moving(&["SELECT d_tenant()", "SELECT d_tenant()"]),
+        Scenario::new("after_function_set_custom_setting")
+            .q_moving(&["SELECT d_tenant()", "SELECT d_tenant()"]),
+        Scenario::new("function_sets_settings")
+            .q("SELECT d_tune()")
+            .q_moving(&["SHOW work_mem", "SHOW application_name"]),
+        Scenario::new("after_function_set_settings")
+            .q_moving(&["SHOW work_mem", "SHOW application_name"]),
+        Scenario::new("function_takes_advisory_lock")
+            .q("SELECT d_lock()")
+            .q_moving(&["SELECT d_unlock()", "SELECT d_unlock()"])
+            .check(advisory),
+        Scenario::new("function_lock_held_at_leave")
+            .q("SELECT d_lock()")
+            .q_moving(&["SELECT 1"])
+            .check(advisory),
+    ])
+    .await;
+}
+
 /// SET ROLE and SET SESSION AUTHORIZATION stay with their client and end with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_follow_the_client() {

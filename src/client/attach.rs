@@ -44,6 +44,8 @@ pub(crate) struct Attached<'a> {
     pub(crate) info: Arc<ConnInfo>,
     /// pin_session_state for its pool: state that cannot move keeps its server.
     pub(crate) pin_session_state: bool,
+    /// session_read_back_always for its pool: read back after every transaction.
+    pub(crate) read_back_always: bool,
 }
 
 /// Why relaying for this client stopped.

@@ -47,6 +47,12 @@ pub(super) async fn read_back(
     // Custom settings it holds (from startup, or read back before) must be read back too.
     let held = c.settings.values.keys().filter(|name| name.contains('.'));
     c.settings.effects.names.extend(held.cloned());
+    let config = c.shared.config();
+    let configured = config.pooler.custom_settings.iter();
+    c.settings
+        .effects
+        .names
+        .extend(configured.map(|name| name.to_ascii_lowercase()));
     c.shared.custom_names.note(&mut c.settings.effects.names);
     let custom = c.shared.custom_names.sql_array();
     let snapshot = capture(server, &custom).await?;

@@ -208,8 +208,11 @@ async fn handle(
     drop(buf);
     let pin_session_state =
         config.pin_session_state_for(&logged_in.pool.key.database, &logged_in.user);
+    let read_back_always =
+        config.session_read_back_always_for(&logged_in.pool.key.database, &logged_in.user);
     let attached = attach::Attached {
         pin_session_state,
+        read_back_always,
         shared,
         stream,
         pump,

@@ -112,7 +112,8 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Le
         let no_cancel_pending = c.detach_cancel(lease.server()).await;
         c.unlink(lease.server());
         tracing::debug!(client = c.client_id, ?event, "server detached");
-        if matches!(event, Event::Relay(RelayEnd::Idle)) && c.settings.effects.changed {
+        let read_back = c.settings.effects.changed || c.read_back_always;
+        if matches!(event, Event::Relay(RelayEnd::Idle)) && read_back {
             if let Err(e) = follow::read_back(c, lease.server()).await {
                 lease.discard();
                 return Served::End(Err(e));

@@ -23,6 +23,7 @@ pub const DATABASE_KEYS: &[&str] = &[
     "reserve_pool",
     "pool_mode",
     "pin_session_state",
+    "session_read_back_always",
     "max_db_connections",
     "max_db_client_connections",
     "connect_query",
@@ -33,6 +34,7 @@ pub const DATABASE_KEYS: &[&str] = &[
 pub const USER_KEYS: &[&str] = &[
     "pool_mode",
     "pin_session_state",
+    "session_read_back_always",
     "pool_size",
     "max_user_connections",
     "max_user_client_connections",
@@ -64,6 +66,8 @@ pub struct DatabaseSettings {
     pub pool_mode: Option<PoolMode>,
     /// Overrides pin_session_state.
     pub pin_session_state: Option<bool>,
+    /// Overrides session_read_back_always.
+    pub session_read_back_always: Option<bool>,
     /// Overrides max_db_connections (0 = unlimited).
     pub max_db_connections: Option<usize>,
     /// Overrides max_db_client_connections (0 = unlimited).
@@ -89,6 +93,7 @@ impl Default for DatabaseSettings {
             reserve_pool: None,
             pool_mode: None,
             pin_session_state: None,
+            session_read_back_always: None,
             max_db_connections: None,
             max_db_client_connections: None,
             connect_query: None,
@@ -110,6 +115,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("reserve_pool", &self.reserve_pool)
             .field("pool_mode", &self.pool_mode)
             .field("pin_session_state", &self.pin_session_state)
+            .field("session_read_back_always", &self.session_read_back_always)
             .field("max_db_connections", &self.max_db_connections)
             .field("max_db_client_connections", &self.max_db_client_connections)
             .field("connect_query", &self.connect_query)
@@ -144,6 +150,7 @@ impl DatabaseSettings {
         s.reserve_pool = sec.read("reserve_pool", r::count);
         s.pool_mode = sec.read("pool_mode", r::keyword);
         s.pin_session_state = sec.read("pin_session_state", r::boolean);
+        s.session_read_back_always = sec.read("session_read_back_always", r::boolean);
         s.max_db_connections = sec.read("max_db_connections", r::count);
         s.max_db_client_connections = sec.read("max_db_client_connections", r::count);
         s.connect_query = sec
@@ -161,6 +168,8 @@ pub struct UserSettings {
     pub pool_mode: Option<PoolMode>,
     /// Overrides the database's and [pooler]'s pin_session_state.
     pub pin_session_state: Option<bool>,
+    /// Overrides the database's and [pooler]'s session_read_back_always.
+    pub session_read_back_always: Option<bool>,
     /// Overrides the database's pool_size and default_pool_size.
     pub pool_size: Option<usize>,
     /// Overrides max_user_connections (0 = unlimited).
@@ -181,6 +190,7 @@ impl UserSettings {
         UserSettings {
             pool_mode: sec.read("pool_mode", r::keyword),
             pin_session_state: sec.read("pin_session_state", r::boolean),
+            session_read_back_always: sec.read("session_read_back_always", r::boolean),
             pool_size: sec.read("pool_size", r::positive),
             max_user_connections: sec.read("max_user_connections", r::count),
             max_user_client_connections: sec.read("max_user_client_connections", r::count),

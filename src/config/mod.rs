@@ -98,6 +98,15 @@ impl Config {
             .unwrap_or(self.pooler.pin_session_state)
     }
 
+    /// Whether clients of (database, user) have their session read back after every
+    /// transaction: [users.<user>], then the database's, then [pooler]'s
+    /// session_read_back_always.
+    pub fn session_read_back_always_for(&self, database: &str, user: &str) -> bool {
+        let of_user = |u: &UserSettings| u.session_read_back_always;
+        self.most_specific(database, user, of_user, |d| d.session_read_back_always)
+            .unwrap_or(self.pooler.session_read_back_always)
+    }
+
     /// The size of the (database, user) pool: [users.<user>] pool_size, then the database's
     /// pool_size, then default_pool_size.
     pub fn pool_size_for(&self, database: &str, user: &str) -> usize {
@@ -233,6 +242,24 @@ mod tests {
         assert!(!config.pin_session_state_for("b", "v"));
         assert!(!config.pin_session_state_for("a", "u"));
         assert!(Config::default().pin_session_state_for("a", "u"));
+    }
+
+    #[test]
+    fn session_read_back_always_is_most_specific_first() {
+        let text = "[pooler]\nsession_read_back_always = true\n\
+                    [databases.a]\nsession_read_back_always = false\n[databases.b]\n\
+                    [users.u]\nsession_read_back_always = true\n";
+        let config = Config::parse(text, Path::new(".")).unwrap();
+        assert!(!config.session_read_back_always_for("a", "v"));
+        assert!(config.session_read_back_always_for("b", "v"));
+        assert!(config.session_read_back_always_for("a", "u"));
+        assert!(!Config::default().session_read_back_always_for("a", "u"));
+        let shown = problems("[pooler]\ncustom_settings = [\"tenant\", \"app.\", \"app.x\"]\n");
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].contains("\"tenant\" is not a custom setting name"),
+            "{shown:?}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub const POOLER_KEYS: &[&str] = &[
     "max_db_client_connections", "max_user_client_connections",
     "auth_type", "auth_file", "admin_users", "stats_users",
     "server_reset_query", "server_reset_query_always", "pin_session_state",
+    "session_read_back_always", "custom_settings",
     "server_check_query", "server_check_delay",
     "server_connect_timeout", "server_login_retry", "server_lifetime", "server_idle_timeout",
     "server_reset_timeout", "client_login_timeout", "query_wait_timeout", "query_timeout",
@@ -91,6 +92,13 @@ pub struct PoolerSettings {
     /// LISTEN) keeps its server until that state is gone. false = PgBouncer's behaviour: the
     /// server goes back to the pool with that state on it.
     pub pin_session_state: bool,
+    /// Transaction and statement pooling: read the session back from Postgres after every
+    /// transaction, not only after those whose SQL may change it — for functions that change
+    /// settings or take advisory locks inside their body.
+    pub session_read_back_always: bool,
+    /// Custom settings (`app.tenant_id`) read back by name even when no client's SQL names
+    /// them: Postgres lists custom settings nowhere once set.
+    pub custom_settings: Vec<String>,
     /// Query checking a server idle longer than server_check_delay; "" = no check.
     pub server_check_query: String,
     /// How long a released server is reused without a check; 0 = always check.
@@ -189,6 +197,8 @@ impl Default for PoolerSettings {
             server_reset_query: "DISCARD ALL".to_string(),
             server_reset_query_always: false,
             pin_session_state: true,
+            session_read_back_always: false,
+            custom_settings: Vec::new(),
             server_check_query: "select 1".to_string(),
             server_check_delay: secs(30),
             server_connect_timeout: secs(15),
@@ -251,10 +261,11 @@ impl PoolerSettings {
         for (key, target) in strings {
             sec.set(key, target, r::string);
         }
-        let lists: [(&str, &mut Vec<String>); 4] = [
+        let lists: [(&str, &mut Vec<String>); 5] = [
             ("listen_addr", &mut self.listen_addr),
             ("admin_users", &mut self.admin_users),
             ("stats_users", &mut self.stats_users),
+            ("custom_settings", &mut self.custom_settings),
             (
                 "ignore_startup_parameters",
                 &mut self.ignore_startup_parameters,
@@ -263,12 +274,16 @@ impl PoolerSettings {
         for (key, target) in lists {
             sec.set(key, target, r::string_list);
         }
-        let booleans: [(&str, &mut bool); 7] = [
+        let booleans: [(&str, &mut bool); 8] = [
             (
                 "server_reset_query_always",
                 &mut self.server_reset_query_always,
             ),
             ("pin_session_state", &mut self.pin_session_state),
+            (
+                "session_read_back_always",
+                &mut self.session_read_back_always,
+            ),
             ("tcp_keepalive", &mut self.tcp_keepalive),
             (
                 "application_name_add_host",

@@ -67,6 +67,11 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
             p.server_reset_query_always.to_string(),
         ),
         ("pin_session_state", p.pin_session_state.to_string()),
+        (
+            "session_read_back_always",
+            p.session_read_back_always.to_string(),
+        ),
+        ("custom_settings", list(&p.custom_settings)),
         ("server_check_query", p.server_check_query.clone()),
         ("server_check_delay", dur(p.server_check_delay)),
         ("server_connect_timeout", dur(p.server_connect_timeout)),

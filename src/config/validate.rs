@@ -44,6 +44,17 @@ fn check_pooler(config: &Config, problems: &mut Vec<ConfigProblem>) {
             ),
         );
     }
+    for name in &p.custom_settings {
+        // PostgreSQL docs, "Customized Options": an extension prefix, a dot, a name.
+        let qualified =
+            name.split('.').count() >= 2 && name.split('.').all(|part| !part.is_empty());
+        if !qualified {
+            problem(
+                "custom_settings",
+                format!("{name:?} is not a custom setting name such as \"app.tenant_id\""),
+            );
+        }
+    }
     if p.stats_period == Duration::ZERO {
         problem("stats_period", "must be longer than zero".to_string());
     }
