@@ -2,21 +2,15 @@
 # Runs pgsluice for real in front of a throwaway PostgreSQL: initdb + start a cluster in a temp
 # dir (as the `postgres` user when run as root), create a role `app` (SCRAM password) and a
 # database `app`, write a pooler.toml + userlist.txt, and run pgsluice in the foreground on
-# 127.0.0.1:6432. Ctrl-C stops pgsluice; the cluster is stopped and removed on exit.
+# 127.0.0.1:6432. Ctrl-C stops pgsluice; the cluster is stopped and removed on exit. Installs
+# PostgreSQL with apt-get first when its binaries are missing (scripts/postgres-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-find_bindir() {
-    local d
-    if [[ -n "${PG_BINDIR:-}" ]]; then echo "$PG_BINDIR"; return; fi
-    if d="$(pg_config --bindir 2>/dev/null)" && [[ -x "$d/initdb" ]]; then echo "$d"; return; fi
-    if d="$(command -v initdb 2>/dev/null)"; then dirname "$(readlink -f "$d")"; return; fi
-    d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
-    [[ -n "$d" ]] && { echo "$d"; return; }
-    echo "PostgreSQL server binaries not found: apt-get install postgresql (or set PG_BINDIR)" >&2
-    exit 1
-}
-bindir="$(find_bindir)"
+# shellcheck source=scripts/postgres-env.sh
+. scripts/postgres-env.sh
+ensure_postgres
+bindir="$PG_BINDIR"
 pg_port="${PG_PORT:-5499}"
 port="${PGSLUICE_PORT:-6432}"
 pool_size="${POOL_SIZE:-20}"
