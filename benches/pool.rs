@@ -1,4 +1,4 @@
-//! Micro-benchmark of pool checkout/checkin under contention (issue 8): client threads share
+//! Micro-benchmark of pool checkout/checkin under contention: client threads share
 //! one pool's ledger (the lock every checkout and release takes), with as many clients as
 //! servers (no waiting) and 10x more clients than servers (FIFO waiters and handoffs).
 //! Throughput is checkout/checkin pairs per second. Run: `cargo bench --bench pool`.

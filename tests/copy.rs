@@ -243,7 +243,7 @@ async fn psql_backslash_copy_round_trips_a_file() {
 /// pgsluice wait for a ReadyForQuery that never comes: in transaction mode the server was
 /// never released, and the next reply pgsluice answers itself (CloseComplete of the dropped
 /// statement) came out after a ReadyForQuery, which tokio-postgres rejects ("unexpected
-/// message"). Found by the soak (issue 9).
+/// message"). Found by the soak.
 #[tokio::test]
 async fn extended_copy_in_releases_the_server_in_transaction_mode() {
     let p = Pooler::start(

@@ -1,8 +1,8 @@
-//! Isolation under load (issue 9): 200 clients in transaction mode share ten servers for a
+//! Isolation under load: 200 clients in transaction mode share ten servers for a
 //! minute while a killer terminates a random pgsluice backend every 100–300 ms. Each client
 //! writes and reads back its own rows and checks its own session settings on every iteration;
 //! the one thing that must never happen is a client seeing another client's rows or settings
-//! (ARCHITECTURE.md §3, invariants 1 and 3). Errors a killed server makes unavoidable (README,
+//! (docs/architecture.md, invariants 1 and 3). Errors a killed server makes unavoidable (README,
 //! "Behaviour": the error Postgres sent, 08006, or a closed connection) only make it reconnect.
 
 mod common;

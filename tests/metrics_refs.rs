@@ -1,4 +1,4 @@
-//! The shipped alert rules and dashboard against a real scrape (issue 6): every `pgsluice_*`
+//! The shipped alert rules and dashboard against a real scrape: every `pgsluice_*`
 //! name deploy/prometheus/alerts.yml and deploy/grafana/pgsluice.json use must be exported by
 //! GET /metrics after traffic, so the files can never refer to a metric that does not exist
 //! (a rule over a missing series never fires, silently). Also: metrics_addr empty (the default)

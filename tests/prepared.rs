@@ -1,4 +1,4 @@
-//! Named prepared statements in transaction pooling (issue 4): a client's statement names are
+//! Named prepared statements in transaction pooling: a client's statement names are
 //! its own whatever server it lands on; statements are prepared lazily and shared between
 //! clients; replies are exactly what Postgres would send; memory is bounded.
 

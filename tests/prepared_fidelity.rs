@@ -1,4 +1,4 @@
-//! Named prepared statements in transaction pooling (issue 4) in the corners of the protocol:
+//! Named prepared statements in transaction pooling in the corners of the protocol:
 //! messages Postgres skips after an error, aborted transactions, DEALLOCATE and DISCARD that
 //! fail, and SQL that drops statements behind pgsluice's back. Each script is played straight
 //! to Postgres and through pgsluice and the replies must be identical, because a client's

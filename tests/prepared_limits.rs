@@ -1,4 +1,4 @@
-//! Named prepared statements (issue 4) against the pooler's bounds and modes, with a raw
+//! Named prepared statements against the pooler's bounds and modes, with a raw
 //! client: eviction under max_prepared_statements, the per-client statement limit, statements
 //! told apart by search_path on one shared server, statement pooling, and session pooling
 //! passing names through untouched.

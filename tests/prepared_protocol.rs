@@ -1,4 +1,4 @@
-//! Named prepared statements in transaction pooling at the wire level (issue 4), with a raw
+//! Named prepared statements in transaction pooling at the wire level, with a raw
 //! client: each script is played straight to Postgres and through pgsluice, and the replies
 //! must be identical byte for byte — while, through pgsluice, the client is moved from one
 //! server to the other between its requests (`Hold`), so statements must be prepared again

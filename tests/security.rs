@@ -1,4 +1,4 @@
-//! Security checks of issue 9 not covered elsewhere: no secret ever reaches the log, even at
+//! Security checks: no secret ever reaches the log, even at
 //! the most verbose level, through a full run of every login kind, wrong passwords, admin
 //! commands and a RELOAD; a SCRAM client-final replayed or altered never logs in (RFC 5802 §9:
 //! the nonce makes every proof single-use). The console refusing ordinary users is in

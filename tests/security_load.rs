@@ -1,4 +1,4 @@
-//! CPU-heavy login work never stalls other clients (ARCHITECTURE.md §4; issue 9): while a storm
+//! CPU-heavy login work never stalls other clients (docs/architecture.md, "Speed"): while a storm
 //! of logins makes pgsluice run PBKDF2 (a plain-text auth_file password under scram-sha-256
 //! costs 4096 HMAC rounds per login) or TLS handshakes, a client that is already connected
 //! keeps completing queries. Counted, not timed: the assertion is that queries complete while

@@ -1,4 +1,4 @@
-//! TLS between clients and pgsluice (issue 7), with certificates made at test time: psql with
+//! TLS between clients and pgsluice, with certificates made at test time: psql with
 //! sslmode=require and verify-full (and channel_binding=require, which needs
 //! SCRAM-SHA-256-PLUS), tokio-postgres over rustls, a plain-text client refused under require,
 //! PostgreSQL 17's direct TLS negotiation, `cert` authentication by CommonName, SHOW CLIENTS'

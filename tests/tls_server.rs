@@ -1,4 +1,4 @@
-//! TLS between pgsluice and Postgres (issue 7), against a cluster with ssl=on that refuses
+//! TLS between pgsluice and Postgres, against a cluster with ssl=on that refuses
 //! plain-text TCP (`hostnossl ... reject`): pg_stat_ssl shows the server connection encrypted
 //! under server_tls_sslmode = require, SHOW SERVERS fills its tls column, SCRAM-SHA-256-PLUS is
 //! used towards Postgres (with a password and in SCRAM pass-through), verify-full checks the

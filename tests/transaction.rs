@@ -74,7 +74,7 @@ async fn two_hundred_clients_share_five_servers_with_correct_results() {
                 );
                 tx.commit().await.unwrap();
                 // Outside a transaction each statement may land on another server; named
-                // prepared statements across servers are issue #4, so this one is simple.
+                // named statements are tested on their own, so this one is simple.
                 let echo = c.simple_query(&format!("select {id}")).await.unwrap();
                 let tokio_postgres::SimpleQueryMessage::Row(row) = &echo[1] else {
                     panic!("a row: {echo:?}")

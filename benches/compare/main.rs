@@ -1,5 +1,5 @@
 //! `cargo bench --bench compare`: pgbench against direct PostgreSQL, pgsluice and PgBouncer,
-//! interleaved run by run on the same throwaway cluster, plus idle-client memory (issue 8).
+//! interleaved run by run on the same throwaway cluster, plus idle-client memory.
 //! Prints a Markdown report on stdout and writes JSON under `target/bench/`. Invariant: it only
 //! measures when `cargo bench` runs it (argument `--bench`); under `cargo test` it exits at once.
 

@@ -1,4 +1,4 @@
-//! The matrix of issue 8: which pgbench workloads run against which targets, and the runner
+//! The benchmark matrix: which pgbench workloads run against which targets, and the runner
 //! that interleaves them (round 1: A, B, C; round 2: A, B, C; ...) so that drift on a shared
 //! machine hits every target alike. Called by `main`; `report` and `verdict` read the cells.
 

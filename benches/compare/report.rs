@@ -121,7 +121,7 @@ impl Report {
         }
         self.memory_table(&mut s);
         self.syscall_table(&mut s);
-        s.push_str("\n| target (issue 8) | met | measured |\n|---|---|---|\n");
+        s.push_str("\n| target | met | measured |\n|---|---|---|\n");
         for v in &self.verdicts {
             let met = match v.met {
                 Some(true) => "met",

@@ -1,4 +1,4 @@
-//! Issue 8's targets, each checked against this run's figures: met, not met (and by how much),
+//! The speed and memory targets, each checked against this run's figures: met, not met (and by how much),
 //! or not measured (a cell was filtered out, PgBouncer missing, a run aborted). Benchmarks
 //! never fail the build on timing, so a miss is reported, never turned into an exit status.
 

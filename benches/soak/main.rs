@@ -1,6 +1,6 @@
 //! `cargo bench --bench soak`: SOAK_CLIENTS clients (5,000) through pgsluice in transaction
 //! mode for SOAK_SECONDS (600) with a mix of short transactions, prepared statements, COPY and
-//! cancels, while PostgreSQL restarts SOAK_RESTARTS times (issue 9). Prints one line per window
+//! cancels, while PostgreSQL restarts SOAK_RESTARTS times. Prints one line per window
 //! and a Markdown summary; JSON goes to target/bench/. See docs/soak.md. Invariant: it only
 //! runs under `cargo bench` (argument `--bench`); under `cargo test` it exits at once.
 

@@ -1,4 +1,4 @@
-//! Session state following its client in transaction pooling (ARCHITECTURE.md invariant 3):
+//! Session state following its client in transaction pooling (docs/architecture.md, invariant 3):
 //! before a client uses a server, the server is given exactly the client's settings; after a
 //! transaction that may have changed them, they are read back from Postgres; state that cannot
 //! move with the client (advisory locks, temporary tables, SQL prepared statements, WITH HOLD

@@ -1,7 +1,7 @@
 //! One task per client connection: the startup packet, authentication, routing to a pool,
 //! then the session; or a cancel request forwarded to the right server. Every error the
 //! pooler itself raises reaches the client as an ErrorResponse with a SQLSTATE
-//! (ARCHITECTURE.md invariant 5) before the socket closes.
+//! (docs/architecture.md, invariant 5) before the socket closes.
 
 mod attach;
 mod auth;

@@ -1,5 +1,5 @@
 //! A client's session settings, which follow it from server to server in transaction pooling
-//! (ARCHITECTURE.md invariant 3): its startup parameters and whatever it changed since, as
+//! (docs/architecture.md, invariant 3): its startup parameters and whatever it changed since, as
 //! Postgres read them back (`server::capture`), applied to each server before the client uses
 //! it (`server::apply`). Also what the client has been told with ParameterStatus, so it hears
 //! of every change to a reported value it did not see happen.

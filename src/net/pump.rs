@@ -320,7 +320,7 @@ impl Pump {
 
     /// Reads more bytes even if some are buffered (the rest of a message); false at end of
     /// stream. With nothing buffered, the read buffer's memory is given back first and the
-    /// wait reads into the stack: an idle client then holds no buffer at all (issue 8, RSS per
+    /// wait reads into the stack: an idle client then holds no buffer at all (RSS per
     /// idle client), at the price of one allocation and a copy of the first read when it
     /// speaks again.
     pub(crate) async fn read_more<R: AsyncRead + Unpin + ?Sized>(

@@ -1,4 +1,4 @@
-//! A workload for the pool micro-benchmark (`benches/pool.rs`, issue 8): threads standing in
+//! A workload for the pool micro-benchmark (`benches/pool.rs`): threads standing in
 //! for client tasks check servers out of one shared ledger and back in, more clients than
 //! servers, so some wait and are handed a server on release: the lock, the LIFO idle list,
 //! the FIFO waiters and the handoff channel, without sockets. Reached through

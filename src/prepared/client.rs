@@ -126,7 +126,7 @@ impl ClientStatements {
 
     #[allow(
         dead_code,
-        reason = "read by the admin console and metrics (issues 5 and 6)"
+        reason = "read by the admin console and metrics"
     )]
     pub(crate) fn len(&self) -> usize {
         self.by_name.len()
@@ -135,7 +135,7 @@ impl ClientStatements {
     /// Bytes counted against the limit (names plus query text).
     #[allow(
         dead_code,
-        reason = "read by the admin console and metrics (issues 5 and 6)"
+        reason = "read by the admin console and metrics"
     )]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes

@@ -1,4 +1,4 @@
-//! Protocol-level prepared statements in transaction and statement mode (issue 4): each
+//! Protocol-level prepared statements in transaction and statement mode: each
 //! client keeps its own statement names (`client`), statements are interned pooler-wide under
 //! one server-side name (`registry`), and each server connection tracks what is prepared on it
 //! in a bounded LRU (`server`). Pure bookkeeping, no I/O; the relay drives it.
@@ -59,7 +59,7 @@ pub(crate) struct Counters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[allow(
     dead_code,
-    reason = "read by the admin console and metrics (issues 5 and 6)"
+    reason = "read by the admin console and metrics"
 )]
 pub(crate) struct CountersSnapshot {
     pub(crate) client_parses: u64,
@@ -76,7 +76,7 @@ impl Counters {
 
     #[allow(
         dead_code,
-        reason = "read by the admin console and metrics (issues 5 and 6)"
+        reason = "read by the admin console and metrics"
     )]
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {

@@ -116,7 +116,7 @@ impl ServerStatements {
 
     #[allow(
         dead_code,
-        reason = "read by the admin console and metrics (issues 5 and 6)"
+        reason = "read by the admin console and metrics"
     )]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -125,7 +125,7 @@ impl ServerStatements {
     /// Statements evicted from this server so far.
     #[allow(
         dead_code,
-        reason = "read by the admin console and metrics (issues 5 and 6)"
+        reason = "read by the admin console and metrics"
     )]
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions

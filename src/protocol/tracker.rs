@@ -4,7 +4,7 @@
 //! "Message Flow"); extended-protocol messages sent without a Sync leave the server mid-batch;
 //! COPY sub-protocols end with ReadyForQuery — except that Postgres ignores Sync and Flush
 //! while it is in copy-in mode (docs "COPY Operations"), so those earn nothing. A server is
-//! reusable by someone else only when `is_idle()` — invariant 1 of ARCHITECTURE.md.
+//! reusable by someone else only when `is_idle()` — invariant 1 of docs/architecture.md.
 
 /// Transaction status bytes of ReadyForQuery.
 pub(crate) const TX_IDLE: u8 = b'I';

@@ -1,4 +1,4 @@
-//! Named prepared statements in transaction and statement pooling (issue 4). A client's
+//! Named prepared statements in transaction and statement pooling. A client's
 //! statement names are its own: each distinct statement (exact text, parameter types, and
 //! the search_path it was parsed under) gets one pooler-wide server name, prepared lazily on
 //! whichever server the client lands on, inside the client's own pipeline. The reply plan

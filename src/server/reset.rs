@@ -1,5 +1,5 @@
 //! Bringing a server back to a known-clean state after its client left, so it can serve the
-//! next one (ARCHITECTURE.md invariant 1): finish or abort whatever the client left running,
+//! next one (docs/architecture.md, invariant 1): finish or abort whatever the client left running,
 //! roll back an open transaction, run server_reset_query. Any doubt means an error, and the
 //! caller closes the server instead of pooling it.
 
