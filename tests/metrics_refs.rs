@@ -251,6 +251,20 @@ async fn rules_and_dashboard_reference_only_exported_metrics() {
     let waited = [("database", TEST_DB), ("user", MD5_USER)];
     let observed = sample(&exposition, "pgsluice_client_wait_seconds_count", &waited);
     assert!(observed.unwrap_or(0.0) >= 1.0, "{exposition}");
+    // Every family says what it means, as docs/metrics.md does.
+    let unexplained: Vec<&String> = types
+        .keys()
+        .filter(|name| {
+            let help = format!("# HELP {name} ");
+            !exposition
+                .lines()
+                .any(|l| l.starts_with(&help) && l.len() > help.len())
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "no HELP for {unexplained:?}\n{exposition}"
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ mod scrape;
 
 pub(crate) use http::serve;
 
-use metrics::{Key, Label, Metadata, Recorder};
+use metrics::{Key, KeyName, Label, Metadata, Recorder, SharedString};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
 
 /// The recorder behind /metrics.
@@ -44,6 +44,15 @@ fn key(name: &'static str, labels: &Labels) -> Key {
 impl Exporter {
     pub(crate) fn new() -> Exporter {
         let recorder = PrometheusBuilder::new().build_recorder();
+        for (name, kind, help) in names::HELP {
+            let (name, help) = (KeyName::from_const_str(name), SharedString::const_str(help));
+            match kind {
+                names::Kind::Gauge => recorder.describe_gauge(name, None, help),
+                names::Kind::Counter => recorder.describe_counter(name, None, help),
+                // Rendered by `scrape::render_histograms`, which writes its own HELP.
+                names::Kind::Histogram => {}
+            }
+        }
         Exporter { recorder }
     }
 
@@ -96,5 +105,24 @@ mod tests {
             text.contains("pgsluice_transactions_total{database=\"db\"} 7"),
             "{text}"
         );
+        for help in [
+            "# HELP pgsluice_transactions_total Transactions completed through the pool.",
+            "# HELP pgsluice_query_duration_seconds Query duration as seen by the pooler.",
+        ] {
+            assert!(text.contains(help), "{help} in {text}");
+        }
+    }
+
+    #[test]
+    fn every_metric_has_one_line_of_help() {
+        for (i, (name, _, help)) in names::HELP.iter().enumerate() {
+            assert!(name.starts_with("pgsluice_"), "{name}");
+            assert!(!help.is_empty() && !help.contains('\n'), "{name}");
+            let again = names::HELP
+                .iter()
+                .skip(i + 1)
+                .any(|(other, _, _)| other == name);
+            assert!(!again, "{name} listed twice");
+        }
     }
 }

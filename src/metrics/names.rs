@@ -1,7 +1,8 @@
 //! Every metric pgsluice exports, by name, in one place (the docs table and the shipped alert
 //! rules and dashboard refer to these). Prometheus conventions: base units in the name,
 //! `_total` for counters. Labels stay low-cardinality: database, user, state, reason,
-//! class — never client addresses.
+//! class — never client addresses. `HELP` gives each its one-line meaning for the exposition's
+//! `# HELP` lines, in the words of docs/metrics.md.
 
 /// Clients per pool by state (`state` = active | waiting | idle).
 pub(crate) const CLIENTS: &str = "pgsluice_clients";
@@ -49,3 +50,44 @@ pub(crate) const PREPARED_EVICTIONS: &str = "pgsluice_prepared_evictions_total";
 pub(crate) const WAIT_SECONDS: &str = "pgsluice_client_wait_seconds";
 pub(crate) const TRANSACTION_SECONDS: &str = "pgsluice_transaction_duration_seconds";
 pub(crate) const QUERY_SECONDS: &str = "pgsluice_query_duration_seconds";
+
+/// How a metric is exported, for its `# HELP` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+/// Every metric with its kind and one-line meaning.
+#[rustfmt::skip]
+pub(crate) const HELP: [(&str, Kind, &str); 28] = [
+    (CLIENTS, Kind::Gauge, "Clients of the pool by state: active (linked to a server), waiting (queued for one), idle."),
+    (CLIENTS_PINNED, Kind::Gauge, "Transaction-pooling clients kept on their server by session state that cannot move, by reason."),
+    (SERVERS, Kind::Gauge, "Server connections of the pool by state: active (linked to a client), idle, login (being opened)."),
+    (MAX_WAIT, Kind::Gauge, "How long the pool's oldest waiting client has waited for a server so far; 0 when none waits."),
+    (POOL_SIZE, Kind::Gauge, "Configured pool size of the pool (pool_size, else default_pool_size)."),
+    (MAX_DB_CONNECTIONS, Kind::Gauge, "Configured max_db_connections of the database; 0 = unlimited."),
+    (MAX_CLIENT_CONN, Kind::Gauge, "Configured max_client_conn of the process."),
+    (CLIENT_CONNECTIONS, Kind::Gauge, "All client connections of the process, logged in or not."),
+    (TLS_CLIENT_CONNECTIONS, Kind::Gauge, "Logged-in pool clients that use TLS."),
+    (TLS_SERVER_CONNECTIONS, Kind::Gauge, "Open server connections that use TLS."),
+    (TRANSACTIONS, Kind::Counter, "Transactions completed through the pool."),
+    (QUERIES, Kind::Counter, "Queries completed through the pool."),
+    (RECEIVED_BYTES, Kind::Counter, "Bytes received from the pool's clients."),
+    (SENT_BYTES, Kind::Counter, "Bytes sent to the pool's clients."),
+    (SERVERS_OPENED, Kind::Counter, "Server connections opened (logged in) for the pool."),
+    (SERVERS_CLOSED, Kind::Counter, "Server connections closed, by reason."),
+    (SERVER_LOGIN_FAILURES, Kind::Counter, "Server logins that Postgres refused or that failed."),
+    (CLIENT_LOGINS, Kind::Counter, "Client logins accepted."),
+    (CLIENT_LOGIN_FAILURES, Kind::Counter, "Client logins refused, by the SQLSTATE the client got."),
+    (ERRORS, Kind::Counter, "ErrorResponses clients received, from Postgres or pgsluice, by SQLSTATE class."),
+    (WAIT_TIMEOUTS, Kind::Counter, "Requests that found no server within query_wait_timeout."),
+    (PREPARED_CLIENT_PARSES, Kind::Counter, "Parse messages of named prepared statements from clients (transaction pooling)."),
+    (PREPARED_SERVER_PARSES, Kind::Counter, "Parses pgsluice sent to servers to prepare clients' named statements there."),
+    (PREPARED_BINDS, Kind::Counter, "Binds of named prepared statements from clients."),
+    (PREPARED_EVICTIONS, Kind::Counter, "Statements closed on a server to stay within max_prepared_statements."),
+    (WAIT_SECONDS, Kind::Histogram, "Time a client waited for a server before its transaction could start."),
+    (TRANSACTION_SECONDS, Kind::Histogram, "Transaction duration as seen by the pooler."),
+    (QUERY_SECONDS, Kind::Histogram, "Query duration as seen by the pooler."),
+];

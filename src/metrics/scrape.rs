@@ -176,6 +176,9 @@ pub(crate) fn render_histograms<'a>(
                 continue;
             }
             if !typed {
+                if let Some((_, _, help)) = n::HELP.iter().find(|(metric, _, _)| *metric == name) {
+                    out.push_str(&format!("# HELP {name} {help}\n"));
+                }
                 out.push_str(&format!("# TYPE {name} histogram\n"));
                 typed = true;
             }

@@ -124,19 +124,13 @@ impl ClientStatements {
         self.by_name.drain().collect()
     }
 
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn len(&self) -> usize {
         self.by_name.len()
     }
 
     /// Bytes counted against the limit (names plus query text).
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }

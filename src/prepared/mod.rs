@@ -57,10 +57,7 @@ pub(crate) struct Counters {
 
 /// A point-in-time copy of `Counters`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "read by the admin console and metrics"
-)]
+#[allow(dead_code, reason = "read by the admin console and metrics")]
 pub(crate) struct CountersSnapshot {
     pub(crate) client_parses: u64,
     pub(crate) server_parses: u64,
@@ -74,10 +71,7 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn snapshot(&self) -> CountersSnapshot {
         CountersSnapshot {
             client_parses: self.client_parses.load(Ordering::Relaxed),

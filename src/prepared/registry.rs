@@ -115,10 +115,7 @@ impl Registry {
     }
 
     /// Live statements (held by at least one client).
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn len(&self) -> usize {
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries

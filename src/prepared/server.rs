@@ -114,19 +114,13 @@ impl ServerStatements {
         }
     }
 
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Statements evicted from this server so far.
-    #[allow(
-        dead_code,
-        reason = "read by the admin console and metrics"
-    )]
+    #[allow(dead_code, reason = "read by the admin console and metrics")]
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions
     }
