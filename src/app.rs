@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
+use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::auth::{AuthError, Userlist};
@@ -65,9 +66,11 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
     let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
     let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
     let listeners = bind(&shared).await?;
+    // Every client task, so that shutdown can wait for them to end.
+    let client_tasks = TaskTracker::new();
     let mut accepting = JoinSet::new();
     for listener in listeners {
-        accepting.spawn(accept_loop(shared.clone(), listener));
+        accepting.spawn(accept_loop(shared.clone(), listener, client_tasks.clone()));
     }
     let maintenance = tokio::spawn(maintain_pools(shared.clone()));
     let scrapes = match exporter {
@@ -123,33 +126,37 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
         s.abort();
     }
     accepting.shutdown().await;
+    client_tasks.close();
     remove_unix_socket(&shared);
     shared.pools.close_idle();
 
     let limit = shared.config().pooler.shutdown_timeout;
-    let deadline = Instant::now() + limit;
+    let deadline = tokio::time::sleep(limit);
+    tokio::pin!(deadline);
+    let all_gone = client_tasks.wait();
+    tokio::pin!(all_gone);
+    // Servers that leaving clients give back are closed as they come back.
+    let mut close_returned = tokio::time::interval(Duration::from_millis(50));
     loop {
-        let clients = shared.clients.load(Ordering::SeqCst);
-        if clients == 0 {
-            tracing::info!("all clients gone; exiting");
-            break;
-        }
-        if Instant::now() >= deadline {
-            tracing::warn!(
-                clients,
-                ?limit,
-                "shutdown_timeout reached; closing remaining clients"
-            );
-            break;
-        }
         tokio::select! {
+            _ = &mut all_gone => {
+                tracing::info!("all clients gone; exiting");
+                break;
+            }
+            _ = &mut deadline => {
+                tracing::warn!(
+                    clients = client_tasks.len(),
+                    ?limit,
+                    "shutdown_timeout reached; closing remaining clients"
+                );
+                break;
+            }
             _ = term.recv() => { tracing::warn!("second signal: exiting now"); break }
             _ = int.recv() => { tracing::warn!("second signal: exiting now"); break }
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {
-                shared.pools.close_idle();
-            }
+            _ = close_returned.tick() => shared.pools.close_idle(),
         }
     }
+    shared.pools.close_idle();
     Ok(())
 }
 
@@ -268,7 +275,7 @@ fn remove_unix_socket(shared: &Shared) {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+async fn accept_loop(shared: Arc<Shared>, listener: Listener, client_tasks: TaskTracker) {
     loop {
         let accepted: std::io::Result<(BoxStream, String)> = match &listener {
             Listener::Tcp(l) => l.accept().await.map(|(s, a)| {
@@ -281,7 +288,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
                 .map(|(s, _)| (Box::new(s) as BoxStream, "unix".to_string())),
         };
         match accepted {
-            Ok((stream, peer)) => admit(&shared, stream, peer),
+            Ok((stream, peer)) => admit(&shared, &client_tasks, stream, peer),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -292,12 +299,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
 }
 
 /// Counts the client and spawns its task, or refuses it past max_client_conn.
-fn admit(shared: &Arc<Shared>, mut stream: BoxStream, peer: String) {
+fn admit(shared: &Arc<Shared>, client_tasks: &TaskTracker, mut stream: BoxStream, peer: String) {
     let max = shared.config().pooler.max_client_conn;
     let now = shared.clients.fetch_add(1, Ordering::SeqCst) + 1;
     let guard = ClientCount(shared.clone());
     if now > max {
-        tokio::spawn(async move {
+        client_tasks.spawn(async move {
             let _guard = guard;
             tracing::warn!(%peer, max_client_conn = max, "refusing client: too many clients");
             client::send_fatal(
@@ -310,7 +317,7 @@ fn admit(shared: &Arc<Shared>, mut stream: BoxStream, peer: String) {
         return;
     }
     let shared = shared.clone();
-    tokio::spawn(async move {
+    client_tasks.spawn(async move {
         let _guard = guard;
         client::serve(shared, stream, peer).await;
     });
