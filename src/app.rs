@@ -20,6 +20,7 @@ use crate::client;
 use crate::config::{Config, ConfigErrors};
 use crate::metrics;
 use crate::net::{tune_tcp, BoxStream};
+use crate::protocol::sqlstate;
 use crate::state::{Shared, Shutdown};
 use crate::tls::TlsContext;
 
@@ -309,7 +310,7 @@ fn admit(shared: &Arc<Shared>, client_tasks: &TaskTracker, mut stream: BoxStream
             tracing::warn!(%peer, max_client_conn = max, "refusing client: too many clients");
             client::send_fatal(
                 &mut stream,
-                "53300",
+                sqlstate::TOO_MANY_CONNECTIONS,
                 &format!("no more connections allowed (max_client_conn = {max})"),
             )
             .await;

@@ -7,6 +7,7 @@
 use bytes::BytesMut;
 
 use crate::protocol::backend::{error_response, Severity};
+use crate::protocol::sqlstate;
 
 /// Everything that can go wrong with one admin console query.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,17 +58,17 @@ impl AdminError {
     /// script can tell a typo from a refusal.
     pub(crate) fn sqlstate(&self) -> &'static str {
         match self {
-            AdminError::UnknownCommand(_) | AdminError::Syntax(_) => "42601", // syntax_error
-            AdminError::NotSupported(_) => "0A000", // feature_not_supported
-            AdminError::NotAllowed { .. } => "42501", // insufficient_privilege
-            AdminError::AccessDenied { .. } => "28000", // invalid_authorization_specification
-            AdminError::SimpleQueryOnly => "08P01", // protocol_violation
-            AdminError::NoSuchDatabase(_) => "3D000", // invalid_catalog_name
-            AdminError::NoSuchClient(_) => "42704", // undefined_object
-            AdminError::SetFailed { .. } => "22023", // invalid_parameter_value
-            AdminError::NeedsRestart { .. } => "55P02", // cant_change_runtime_param
-            AdminError::ReloadFailed(_) => "F0000", // config_file_error, as PgBouncer
-            AdminError::ShuttingDown => "57P01",    // admin_shutdown
+            AdminError::UnknownCommand(_) | AdminError::Syntax(_) => sqlstate::SYNTAX_ERROR, // syntax_error
+            AdminError::NotSupported(_) => sqlstate::FEATURE_NOT_SUPPORTED, // feature_not_supported
+            AdminError::NotAllowed { .. } => sqlstate::INSUFFICIENT_PRIVILEGE, // insufficient_privilege
+            AdminError::AccessDenied { .. } => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION, // invalid_authorization_specification
+            AdminError::SimpleQueryOnly => sqlstate::PROTOCOL_VIOLATION, // protocol_violation
+            AdminError::NoSuchDatabase(_) => sqlstate::INVALID_CATALOG_NAME, // invalid_catalog_name
+            AdminError::NoSuchClient(_) => sqlstate::UNDEFINED_OBJECT,   // undefined_object
+            AdminError::SetFailed { .. } => sqlstate::INVALID_PARAMETER_VALUE, // invalid_parameter_value
+            AdminError::NeedsRestart { .. } => sqlstate::CANT_CHANGE_RUNTIME_PARAM, // cant_change_runtime_param
+            AdminError::ReloadFailed(_) => sqlstate::CONFIG_FILE_ERROR, // config_file_error, as PgBouncer
+            AdminError::ShuttingDown => sqlstate::ADMIN_SHUTDOWN,       // admin_shutdown
         }
     }
 

@@ -14,6 +14,7 @@ use crate::protocol::backend::{
     command_complete, data_row, notice_response, notice_response_with_detail,
     row_description_typed, ColumnType,
 };
+use crate::protocol::sqlstate;
 
 use ColumnType::{Int4, Text};
 
@@ -136,7 +137,7 @@ pub(crate) fn show(out: &mut BytesMut, what: ShowWhat, snap: &Snapshot) {
 /// NOTICE "SET ignored" and the tag SET, as PgBouncer answers. The caller appends
 /// ReadyForQuery.
 pub(crate) fn set_ignored(out: &mut BytesMut) {
-    notice_response(out, "00000", "SET ignored");
+    notice_response(out, sqlstate::SUCCESSFUL_COMPLETION, "SET ignored");
     command_complete(out, "SET");
 }
 
@@ -144,7 +145,12 @@ pub(crate) fn set_ignored(out: &mut BytesMut) {
 /// newline and a tab so psql's `DETAIL:` shows them indented under the heading.
 fn help(out: &mut BytesMut) {
     let detail: String = help_text().iter().map(|l| format!("\n\t{l}")).collect();
-    notice_response_with_detail(out, "00000", "Console usage", Some(&detail));
+    notice_response_with_detail(
+        out,
+        sqlstate::SUCCESSFUL_COMPLETION,
+        "Console usage",
+        Some(&detail),
+    );
 }
 
 fn pools(out: &mut BytesMut, pools: &[PoolRow]) {

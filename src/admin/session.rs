@@ -13,6 +13,7 @@ use super::{control, gather, render};
 use crate::net::BoxStream;
 use crate::protocol::backend;
 use crate::protocol::codec::FrameCodec;
+use crate::protocol::sqlstate;
 use crate::state::{Shared, Shutdown};
 
 /// Longest console message accepted (a command is one short line).
@@ -116,7 +117,7 @@ async fn execute(shared: &Shared, role: Role, text: &str, out: &mut BytesMut) {
         _ => match control::run(shared, &cmd).await {
             Ok(notices) => {
                 for notice in notices {
-                    backend::notice_response(out, "01000", &notice);
+                    backend::notice_response(out, sqlstate::WARNING, &notice);
                 }
                 backend::command_complete(out, &cmd.tag());
             }

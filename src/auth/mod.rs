@@ -13,6 +13,8 @@ mod userlist;
 
 use std::path::PathBuf;
 
+use crate::protocol::sqlstate;
+
 pub use md5::{md5_response_from_secret, md5_secret, verify_md5};
 pub use scram_client::{Binding, ScramKeys, ScramPassthroughClient};
 pub use scram_common::ct_eq;
@@ -62,15 +64,15 @@ impl AuthError {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             // invalid_password, as PostgreSQL answers a failed password/md5/SCRAM login.
-            AuthError::PasswordMismatch => "28P01",
+            AuthError::PasswordMismatch => sqlstate::INVALID_PASSWORD,
             // protocol_violation, as PostgreSQL answers an unparsable SASL message.
-            AuthError::Malformed(_) => "08P01",
+            AuthError::Malformed(_) => sqlstate::PROTOCOL_VIOLATION,
             // feature_not_supported.
-            AuthError::Unsupported(_) => "0A000",
+            AuthError::Unsupported(_) => sqlstate::FEATURE_NOT_SUPPORTED,
             // invalid_authorization_specification: the pooler could not log in to Postgres.
-            AuthError::ServerSignatureMismatch => "28000",
+            AuthError::ServerSignatureMismatch => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             // config_file_error.
-            AuthError::Userlist { .. } | AuthError::Io { .. } => "F0000",
+            AuthError::Userlist { .. } | AuthError::Io { .. } => sqlstate::CONFIG_FILE_ERROR,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::net::BoxStream;
 use crate::protocol::backend;
 use crate::protocol::codec::{Frame, FrameCodec};
 use crate::protocol::frontend::{password_message, sasl_initial_response, PASSWORD_MESSAGE_TAG};
+use crate::protocol::sqlstate;
 use crate::tls::TlsPeer;
 
 /// Iterations when a plain-text secret must be turned into a SCRAM one (PostgreSQL's default).
@@ -74,7 +75,7 @@ impl Login<'_> {
         match cn {
             Some(cn) if cn == self.user => Ok(Authenticated::default()),
             _ => Err(ClientError::Rejected {
-                code: "28000".into(),
+                code: sqlstate::INVALID_AUTHORIZATION_SPECIFICATION.into(),
                 message: format!(
                     "certificate authentication failed for user \"{}\"{}",
                     self.user,

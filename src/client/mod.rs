@@ -27,6 +27,7 @@ use crate::net::pump::Pump;
 use crate::net::BoxStream;
 use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
 use crate::prepared::ClientStatements;
+use crate::protocol::sqlstate;
 use crate::protocol::startup::{database, protocol_options, user};
 use crate::protocol::{backend, ProtocolError};
 use crate::server::{Credential, ServerError};
@@ -81,21 +82,23 @@ pub(crate) enum ClientError {
 impl ClientError {
     fn sqlstate(&self) -> &str {
         match self {
-            ClientError::Io(_) | ClientError::Gone => "08006",
-            ClientError::Protocol(_) | ClientError::LoginTimeout | ClientError::Tls(_) => "08P01",
+            ClientError::Io(_) | ClientError::Gone => sqlstate::CONNECTION_FAILURE,
+            ClientError::Protocol(_) | ClientError::LoginTimeout | ClientError::Tls(_) => {
+                sqlstate::PROTOCOL_VIOLATION
+            }
             ClientError::Startup(e) => e.sqlstate(),
-            ClientError::AuthFailed { .. } => "28P01",
-            ClientError::NoDatabase(_) => "3D000",
-            ClientError::ShuttingDown => "57P01",
-            ClientError::IdleTimeout(_) => "57P05",
-            ClientError::Killed => "57P01",
-            ClientError::Disabled(_) => "57P03",
+            ClientError::AuthFailed { .. } => sqlstate::INVALID_PASSWORD,
+            ClientError::NoDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
+            ClientError::ShuttingDown => sqlstate::ADMIN_SHUTDOWN,
+            ClientError::IdleTimeout(_) => sqlstate::IDLE_SESSION_TIMEOUT,
+            ClientError::Killed => sqlstate::ADMIN_SHUTDOWN,
+            ClientError::Disabled(_) => sqlstate::CANNOT_CONNECT_NOW,
             ClientError::Pool(e) => e.sqlstate(),
             ClientError::Server(e) => e.sqlstate(),
-            ClientError::ServerGone(_) => "08006",
+            ClientError::ServerGone(_) => sqlstate::CONNECTION_FAILURE,
             ClientError::CutOff { code, .. } => code,
             ClientError::Rejected { code, .. } => code,
-            ClientError::Internal(_) => "XX000",
+            ClientError::Internal(_) => sqlstate::INTERNAL_ERROR,
         }
     }
 
@@ -396,7 +399,7 @@ fn session_params(
             "user" | "database" => {}
             "replication" => {
                 return Err(ClientError::Rejected {
-                    code: "0A000".into(),
+                    code: sqlstate::FEATURE_NOT_SUPPORTED.into(),
                     message: "replication connections are not supported by pgsluice".into(),
                 })
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::attach::{Attached, Event};
 use super::ClientError;
 use crate::pool::Lease;
+use crate::protocol::sqlstate;
 use crate::protocol::tracker::Tracker;
 use crate::relay::RelayEnd;
 use crate::server::{reset_for_next_client, send_cancel};
@@ -81,7 +82,7 @@ async fn settle_event(
             message: e.to_string(),
         }),
         Event::Relay(RelayEnd::TransactionBlock) => Err(ClientError::Rejected {
-            code: "0A000".into(),
+            code: sqlstate::FEATURE_NOT_SUPPORTED.into(),
             message: "transaction blocks are not allowed in statement pooling mode".into(),
         }),
         Event::Relay(RelayEnd::TerminatedInCopy) => {
@@ -98,18 +99,18 @@ async fn settle_event(
             let _ = send_cancel(&s.address, s.backend_pid, s.backend_secret).await;
             lease.discard();
             return Err(ClientError::Rejected {
-                code: "57014".into(),
+                code: sqlstate::QUERY_CANCELED.into(),
                 message: format!("query_timeout ({limit:?}) exceeded; the query was canceled"),
             });
         }
         Event::IdleTransactionTimeout(limit) => Err(ClientError::Rejected {
-            code: "25P03".into(),
+            code: sqlstate::IDLE_IN_TRANSACTION_SESSION_TIMEOUT.into(),
             message: format!(
                 "idle_transaction_timeout ({limit:?}) exceeded; transaction rolled back"
             ),
         }),
         Event::TransactionTimeout(limit) => Err(ClientError::Rejected {
-            code: "25P04".into(),
+            code: sqlstate::TRANSACTION_TIMEOUT.into(),
             message: format!("transaction_timeout ({limit:?}) exceeded; transaction rolled back"),
         }),
         Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),

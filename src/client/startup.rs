@@ -13,6 +13,7 @@ use super::ClientError;
 use crate::config::SslMode;
 use crate::net::prefixed::Prefixed;
 use crate::net::BoxStream;
+use crate::protocol::sqlstate;
 use crate::protocol::startup::{parse_startup, StartupPacket};
 use crate::tls::{ClientTls, TlsPeer};
 
@@ -157,7 +158,7 @@ async fn handshake(
 /// PgBouncer answers "SSL required"; PostgreSQL's hostssl refusal is 28000 too.
 fn ssl_required(mode: SslMode) -> ClientError {
     ClientError::Rejected {
-        code: "28000".into(),
+        code: sqlstate::INVALID_AUTHORIZATION_SPECIFICATION.into(),
         message: format!(
             "SSL required: client_tls_sslmode = \"{mode}\" refuses unencrypted connections; \
              connect with sslmode=require or stricter"

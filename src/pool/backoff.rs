@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::protocol::sqlstate;
 use crate::server::ServerError;
 
 /// First pause after a failed attempt.
@@ -48,7 +49,12 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
         ServerError::Rejected { code, .. } => {
             code.starts_with("08")
                 || code.starts_with("53")
-                || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+                || matches!(
+                    code.as_str(),
+                    sqlstate::ADMIN_SHUTDOWN
+                        | sqlstate::CRASH_SHUTDOWN
+                        | sqlstate::CANNOT_CONNECT_NOW
+                )
         }
         // A refused or failed TLS negotiation is a configuration matter, not a blip.
         ServerError::Protocol(_) | ServerError::Auth(_) | ServerError::Tls(_) => false,

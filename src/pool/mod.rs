@@ -34,6 +34,7 @@ pub(crate) use settings::PoolSettings;
 use crate::auth::Userlist;
 use crate::config::Config;
 use crate::live::{ConnTable, PoolHistograms, TrafficStats};
+use crate::protocol::sqlstate;
 use crate::server::ServerError;
 use crate::tls::ServerTls;
 use clients::ClientCounts;
@@ -93,9 +94,11 @@ pub(crate) enum PoolError {
 impl PoolError {
     pub(crate) fn sqlstate(&self) -> &str {
         match self {
-            PoolError::WaitTimeout { .. } | PoolError::TooManyClients { .. } => "53300",
+            PoolError::WaitTimeout { .. } | PoolError::TooManyClients { .. } => {
+                sqlstate::TOO_MANY_CONNECTIONS
+            }
             // connection_failure: Postgres itself is unreachable, not merely busy.
-            PoolError::Unreachable { .. } => "08006",
+            PoolError::Unreachable { .. } => sqlstate::CONNECTION_FAILURE,
             PoolError::LoginRetry { code, .. } => code,
             PoolError::Server(e) => e.sqlstate(),
         }

@@ -9,14 +9,13 @@ mod server;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::protocol::sqlstate;
+
 pub(crate) use self::{
     client::ClientStatements,
     registry::{Registry, Statement},
     server::ServerStatements,
 };
-
-/// SQLSTATE `53400` configuration_limit_exceeded (PostgreSQL docs, Appendix A "Error Codes").
-pub(crate) const SQLSTATE_CONFIGURATION_LIMIT_EXCEEDED: &str = "53400";
 
 /// A client tried to keep more prepared statements than its limits allow. The text is safe
 /// to send to the client: it names the limit and the numbers, never the query.
@@ -38,7 +37,7 @@ pub(crate) enum LimitError {
 impl LimitError {
     /// The SQLSTATE of the ErrorResponse sent to the client.
     pub(crate) fn sqlstate(&self) -> &'static str {
-        SQLSTATE_CONFIGURATION_LIMIT_EXCEEDED
+        sqlstate::CONFIGURATION_LIMIT_EXCEEDED
     }
 }
 

@@ -12,19 +12,10 @@ pub mod params;
 pub mod scanner;
 pub mod session_effects;
 mod session_sql;
+pub mod sqlstate;
 pub mod startup;
 pub mod tags;
 pub mod tracker;
-
-/// SQLSTATE `08P01` protocol_violation (PostgreSQL docs, Appendix A "Error Codes").
-pub const SQLSTATE_PROTOCOL_VIOLATION: &str = "08P01";
-/// SQLSTATE `0A000` feature_not_supported: what PostgreSQL answers to an unknown protocol version.
-pub const SQLSTATE_FEATURE_NOT_SUPPORTED: &str = "0A000";
-/// SQLSTATE `28000` invalid_authorization_specification: PostgreSQL's answer to a startup
-/// packet without a user name.
-pub const SQLSTATE_INVALID_AUTHORIZATION: &str = "28000";
-/// SQLSTATE `08006` connection_failure.
-pub const SQLSTATE_CONNECTION_FAILURE: &str = "08006";
 
 /// Everything that can be wrong with bytes received from a peer.
 ///
@@ -64,10 +55,10 @@ impl ProtocolError {
     /// for every framing or layout fault.
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            ProtocolError::UnsupportedProtocol { .. } => SQLSTATE_FEATURE_NOT_SUPPORTED,
-            ProtocolError::MissingUser => SQLSTATE_INVALID_AUTHORIZATION,
-            ProtocolError::Io(_) => SQLSTATE_CONNECTION_FAILURE,
-            _ => SQLSTATE_PROTOCOL_VIOLATION,
+            ProtocolError::UnsupportedProtocol { .. } => sqlstate::FEATURE_NOT_SUPPORTED,
+            ProtocolError::MissingUser => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+            ProtocolError::Io(_) => sqlstate::CONNECTION_FAILURE,
+            _ => sqlstate::PROTOCOL_VIOLATION,
         }
     }
 

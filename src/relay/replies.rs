@@ -14,8 +14,8 @@ use crate::net::pump::Verdict;
 use crate::prepared::Statement;
 use crate::protocol::backend::error_fields;
 use crate::protocol::extended::write_error_renamed;
+use crate::protocol::sqlstate;
 use crate::protocol::tags::{backend_tag, frontend_tag};
-use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 
 /// How the replies to one request end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +373,7 @@ impl ReplyPlan {
             {
                 undo.plan_changed = tag == backend_tag::ERROR_RESPONSE
                     && body.and_then(|b| error_fields(b).code).as_deref()
-                        == Some(SQLSTATE_FEATURE_NOT_SUPPORTED);
+                        == Some(sqlstate::FEATURE_NOT_SUPPORTED);
                 self.undone.push(undo);
             }
             if tag == b'E' && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute) {

@@ -22,9 +22,9 @@ use crate::protocol::extended::{
     write_bind_renamed, write_close, write_describe, write_parse, ParseBody, SessionCommand,
 };
 use crate::protocol::session_effects::{bind_parameter_names, may_change_session};
+use crate::protocol::sqlstate;
 use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::Tracker;
-use crate::protocol::SQLSTATE_FEATURE_NOT_SUPPORTED;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
 /// Postgres answers "does not exist" exactly as it would have (renamed back for the client).
@@ -320,7 +320,7 @@ impl Cx<'_, '_> {
                 backend::error_response(
                     &mut error,
                     Severity::Error,
-                    SQLSTATE_FEATURE_NOT_SUPPORTED,
+                    sqlstate::FEATURE_NOT_SUPPORTED,
                     "cached plan must not change result type",
                     None,
                     None,

@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use super::{ServerConn, ServerError};
 use crate::net::pump::{Paused, Verdict};
 use crate::protocol::backend::error_fields;
+use crate::protocol::sqlstate;
 use crate::protocol::tags::backend_tag;
 use crate::protocol::tracker::{backend_must_buffer, Tracker};
 
@@ -97,7 +98,7 @@ async fn read_replies(
                 (b'E', Some(b)) if outcome.error.is_none() => {
                     let f = error_fields(b);
                     outcome.error = Some((
-                        f.code.unwrap_or_else(|| "XX000".into()),
+                        f.code.unwrap_or_else(|| sqlstate::INTERNAL_ERROR.into()),
                         f.message.unwrap_or_default(),
                     ));
                 }

@@ -23,6 +23,7 @@ use crate::auth::{md5_response_from_secret, Binding, ScramKeys, ScramPassthrough
 use crate::net::pump::Pump;
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
+use crate::protocol::sqlstate;
 use crate::tls::{ServerTls, ServerTlsInfo};
 
 /// What we can prove to Postgres.
@@ -292,7 +293,7 @@ fn unexpected(what: &str) -> ServerError {
 fn rejected(
     mut fields: postgres_protocol::message::backend::ErrorFields<'_>,
 ) -> Result<ServerError, ServerError> {
-    let (mut code, mut message) = (String::from("08006"), String::new());
+    let (mut code, mut message) = (String::from(sqlstate::CONNECTION_FAILURE), String::new());
     while let Some(f) = fields.next()? {
         match f.type_() {
             b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),

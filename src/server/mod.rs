@@ -25,6 +25,7 @@ use crate::live::{Registration, TrafficStats};
 use crate::net::pump::{Pump, PumpError};
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
+use crate::protocol::sqlstate;
 use crate::protocol::ProtocolError;
 
 /// An open, logged-in server connection.
@@ -109,8 +110,8 @@ impl ServerError {
     pub(crate) fn sqlstate(&self) -> &str {
         match self {
             ServerError::Rejected { code, .. } => code,
-            ServerError::Auth(_) => "28000",
-            _ => "08006",
+            ServerError::Auth(_) => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+            _ => sqlstate::CONNECTION_FAILURE,
         }
     }
 }
