@@ -14,6 +14,7 @@ use crate::net::BoxStream;
 use crate::protocol::backend;
 use crate::protocol::codec::FrameCodec;
 use crate::protocol::sqlstate;
+use crate::protocol::tags::{frontend_tag, tx_status};
 use crate::state::{Shared, Shutdown};
 
 /// Longest console message accepted (a command is one short line).
@@ -61,14 +62,14 @@ pub(crate) async fn serve(
         };
         out.clear();
         match frame.tag {
-            b'Q' => {
+            frontend_tag::QUERY => {
                 let text = String::from_utf8_lossy(&frame.body);
                 let text = text.trim_end_matches('\0');
                 execute(shared, role, text, &mut out).await;
-                backend::ready_for_query(&mut out, b'I');
+                backend::ready_for_query(&mut out, tx_status::IDLE);
             }
-            b'S' => backend::ready_for_query(&mut out, b'I'),
-            b'X' => return Ok(()),
+            frontend_tag::SYNC => backend::ready_for_query(&mut out, tx_status::IDLE),
+            frontend_tag::TERMINATE => return Ok(()),
             _ => return fatal(stream, &AdminError::SimpleQueryOnly).await,
         }
         stream.write_all(&out).await?;
@@ -99,7 +100,7 @@ fn greet(out: &mut BytesMut, key: (u32, u32)) {
         backend::parameter_status(out, name, value);
     }
     backend::backend_key_data(out, key.0, key.1);
-    backend::ready_for_query(out, b'I');
+    backend::ready_for_query(out, tx_status::IDLE);
 }
 
 async fn execute(shared: &Shared, role: Role, text: &str, out: &mut BytesMut) {

@@ -18,6 +18,7 @@ use super::ClientError;
 use crate::net::pump::{Paused, Verdict};
 use crate::pool::{Lease, PoolError};
 use crate::protocol::backend::{self, Severity};
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{frontend_must_buffer, Tracker, TX_IDLE};
 use crate::relay::{RelayEnd, Rules};
 use crate::state::Shutdown;
@@ -194,7 +195,7 @@ async fn wait_for_request(
         // Only a whole first message asks for a server: half of one, then a stall, would
         // otherwise hold that server (and with it every client queued behind).
         if let Some(tag) = c.pump.peek_request() {
-            return Ok(tag != b'X');
+            return Ok(tag != frontend_tag::TERMINATE);
         }
         tokio::select! {
             more = c.pump.read_more(c.stream) => match more {
@@ -231,8 +232,8 @@ async fn refuse_request(c: &mut Attached<'_>, error: &PoolError) -> Result<(), C
     c.stream.write_all(&out).await?;
     let mut sink = tokio::io::sink();
     let mut handler = |tag: u8, _: Option<&[u8]>| match tag {
-        b'Q' | b'S' => Verdict::ForwardThenStop,
-        b'X' => Verdict::StopBefore,
+        frontend_tag::QUERY | frontend_tag::SYNC => Verdict::ForwardThenStop,
+        frontend_tag::TERMINATE => Verdict::StopBefore,
         _ => Verdict::Forward,
     };
     let stream = &mut *c.stream;

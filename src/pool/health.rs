@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
 
 use super::ledger::{Aged, CloseReason};
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::TX_IDLE;
 use crate::server::{simple_query, ServerConn};
 
@@ -59,7 +60,7 @@ pub(super) async fn passes_check(conn: &mut ServerConn, query: &str, limit: Dura
 pub(super) fn close_idle_server(mut conn: ServerConn, reason: CloseReason) {
     let mut cx = Context::from_waker(Waker::noop());
     // PostgreSQL docs, 55.2.10 Termination: Terminate, then close; best effort only.
-    let _ = Pin::new(&mut conn.stream).poll_write(&mut cx, &[b'X', 0, 0, 0, 4]);
+    let _ = Pin::new(&mut conn.stream).poll_write(&mut cx, &[frontend_tag::TERMINATE, 0, 0, 0, 4]);
     conn.stats.count_closed(reason.label());
     tracing::info!(
         server = conn.id,

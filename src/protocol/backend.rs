@@ -5,6 +5,7 @@
 //! Invariant: every message written is well framed; a NUL inside a string is dropped, since it
 //! would end the C string early and desynchronise the client's parser.
 
+use super::tags::{backend_tag, error_field, tx_status};
 use bytes::{BufMut, BytesMut};
 
 /// The column types pgsluice declares in a RowDescription, with their pg_type.dat OIDs and
@@ -69,16 +70,16 @@ pub fn error_response(
     detail: Option<&str>,
     hint: Option<&str>,
 ) {
-    write_message(buf, b'E', |buf| {
-        put_field(buf, b'S', severity.as_str());
-        put_field(buf, b'V', severity.as_str());
-        put_field(buf, b'C', sqlstate);
-        put_field(buf, b'M', message);
+    write_message(buf, backend_tag::ERROR_RESPONSE, |buf| {
+        put_field(buf, error_field::SEVERITY_LOCALIZED, severity.as_str());
+        put_field(buf, error_field::SEVERITY, severity.as_str());
+        put_field(buf, error_field::CODE, sqlstate);
+        put_field(buf, error_field::MESSAGE, message);
         if let Some(detail) = detail {
-            put_field(buf, b'D', detail);
+            put_field(buf, error_field::DETAIL, detail);
         }
         if let Some(hint) = hint {
-            put_field(buf, b'H', hint);
+            put_field(buf, error_field::HINT, hint);
         }
         buf.put_u8(0);
     });
@@ -97,13 +98,13 @@ pub fn notice_response_with_detail(
     message: &str,
     detail: Option<&str>,
 ) {
-    write_message(buf, b'N', |buf| {
-        put_field(buf, b'S', "NOTICE");
-        put_field(buf, b'V', "NOTICE");
-        put_field(buf, b'C', sqlstate);
-        put_field(buf, b'M', message);
+    write_message(buf, backend_tag::NOTICE_RESPONSE, |buf| {
+        put_field(buf, error_field::SEVERITY_LOCALIZED, "NOTICE");
+        put_field(buf, error_field::SEVERITY, "NOTICE");
+        put_field(buf, error_field::CODE, sqlstate);
+        put_field(buf, error_field::MESSAGE, message);
         if let Some(detail) = detail {
-            put_field(buf, b'D', detail);
+            put_field(buf, error_field::DETAIL, detail);
         }
         buf.put_u8(0);
     });
@@ -126,7 +127,7 @@ pub fn authentication_md5_password(buf: &mut BytesMut, salt: [u8; 4]) {
 
 /// AuthenticationSASL: 'R', Int32(10), then each mechanism name as a String, then a NUL.
 pub fn authentication_sasl(buf: &mut BytesMut, mechanisms: &[&str]) {
-    write_message(buf, b'R', |buf| {
+    write_message(buf, backend_tag::AUTHENTICATION, |buf| {
         buf.put_u32(10);
         for mechanism in mechanisms {
             put_cstr(buf, mechanism);
@@ -146,7 +147,7 @@ pub fn authentication_sasl_final(buf: &mut BytesMut, data: &[u8]) {
 }
 
 fn authentication(buf: &mut BytesMut, code: u32, data: &[u8]) {
-    write_message(buf, b'R', |buf| {
+    write_message(buf, backend_tag::AUTHENTICATION, |buf| {
         buf.put_u32(code);
         buf.put_slice(data);
     });
@@ -154,7 +155,7 @@ fn authentication(buf: &mut BytesMut, code: u32, data: &[u8]) {
 
 /// ParameterStatus ('S'): name and current value of a run-time parameter.
 pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
-    write_message(buf, b'S', |buf| {
+    write_message(buf, backend_tag::PARAMETER_STATUS, |buf| {
         put_cstr(buf, name);
         put_cstr(buf, value);
     });
@@ -162,7 +163,7 @@ pub fn parameter_status(buf: &mut BytesMut, name: &str, value: &str) {
 
 /// BackendKeyData ('K'): the protocol 3.0 form, a 4-byte secret key (we answer minor 0).
 pub fn backend_key_data(buf: &mut BytesMut, process_id: u32, secret_key: u32) {
-    write_message(buf, b'K', |buf| {
+    write_message(buf, backend_tag::BACKEND_KEY_DATA, |buf| {
         buf.put_u32(process_id);
         buf.put_u32(secret_key);
     });
@@ -170,15 +171,21 @@ pub fn backend_key_data(buf: &mut BytesMut, process_id: u32, secret_key: u32) {
 
 /// ReadyForQuery ('Z'): transaction status `I` idle, `T` in a block, `E` failed block.
 pub fn ready_for_query(buf: &mut BytesMut, status: u8) {
-    debug_assert!(matches!(status, b'I' | b'T' | b'E'), "bad status {status}");
-    write_message(buf, b'Z', |buf| buf.put_u8(status));
+    debug_assert!(
+        matches!(
+            status,
+            tx_status::IDLE | tx_status::IN_TRANSACTION | tx_status::FAILED
+        ),
+        "bad status {status}"
+    );
+    write_message(buf, backend_tag::READY_FOR_QUERY, |buf| buf.put_u8(status));
 }
 
 /// NegotiateProtocolVersion ('v'): the newest protocol version we support, as the whole
 /// version number Postgres sends (3.0 is 196608, although the docs speak of a minor version),
 /// then the protocol options we do not recognise.
 pub fn negotiate_protocol_version(buf: &mut BytesMut, newest_version: u32, unrecognized: &[&str]) {
-    write_message(buf, b'v', |buf| {
+    write_message(buf, backend_tag::NEGOTIATE_PROTOCOL_VERSION, |buf| {
         buf.put_u32(newest_version);
         buf.put_u32(count_u32(unrecognized.len()));
         for option in unrecognized {
@@ -189,12 +196,12 @@ pub fn negotiate_protocol_version(buf: &mut BytesMut, newest_version: u32, unrec
 
 /// EmptyQueryResponse ('I'): answer to an empty query string.
 pub fn empty_query_response(buf: &mut BytesMut) {
-    write_message(buf, b'I', |_| {});
+    write_message(buf, backend_tag::EMPTY_QUERY_RESPONSE, |_| {});
 }
 
 /// CommandComplete ('C') with its command tag, e.g. `SHOW`.
 pub fn command_complete(buf: &mut BytesMut, tag: &str) {
-    write_message(buf, b'C', |buf| put_cstr(buf, tag));
+    write_message(buf, backend_tag::COMMAND_COMPLETE, |buf| put_cstr(buf, tag));
 }
 
 /// RowDescription ('T') for text columns not taken from a table: table OID 0, attribute 0,
@@ -202,7 +209,7 @@ pub fn command_complete(buf: &mut BytesMut, tag: &str) {
 ///
 /// Panics when given more than 32767 columns (Int16 count); columns come from our own code.
 pub fn row_description(buf: &mut BytesMut, columns: &[&str]) {
-    write_message(buf, b'T', |buf| {
+    write_message(buf, backend_tag::ROW_DESCRIPTION, |buf| {
         buf.put_i16(count_i16(columns.len()));
         for name in columns {
             put_column(buf, name, ColumnType::Text);
@@ -215,7 +222,7 @@ pub fn row_description(buf: &mut BytesMut, columns: &[&str]) {
 ///
 /// Panics when given more than 32767 columns (Int16 count); columns come from our own code.
 pub fn row_description_typed(buf: &mut BytesMut, columns: &[(&str, ColumnType)]) {
-    write_message(buf, b'T', |buf| {
+    write_message(buf, backend_tag::ROW_DESCRIPTION, |buf| {
         buf.put_i16(count_i16(columns.len()));
         for (name, kind) in columns {
             put_column(buf, name, *kind);
@@ -239,7 +246,7 @@ fn put_column(buf: &mut BytesMut, name: &str, kind: ColumnType) {
 ///
 /// Panics when given more than 32767 values (Int16 count).
 pub fn data_row(buf: &mut BytesMut, values: &[Option<&str>]) {
-    write_message(buf, b'D', |buf| {
+    write_message(buf, backend_tag::DATA_ROW, |buf| {
         buf.put_i16(count_i16(values.len()));
         for value in values {
             match value {
@@ -280,10 +287,10 @@ pub fn error_fields(body: &[u8]) -> ErrorFields {
         };
         let value = String::from_utf8_lossy(&after[..nul]).into_owned();
         match kind {
-            b'V' => fields.severity = Some(value),
-            b'S' => localized_severity = Some(value),
-            b'C' => fields.code = Some(value),
-            b'M' => fields.message = Some(value),
+            error_field::SEVERITY => fields.severity = Some(value),
+            error_field::SEVERITY_LOCALIZED => localized_severity = Some(value),
+            error_field::CODE => fields.code = Some(value),
+            error_field::MESSAGE => fields.message = Some(value),
             _ => {}
         }
         rest = &after[nul + 1..];

@@ -8,6 +8,7 @@
 use bytes::{BufMut, BytesMut};
 use postgres_protocol::message::frontend;
 
+use super::tags::{error_field, frontend_tag};
 use super::ProtocolError;
 
 pub use super::session_sql::{session_command, SessionCommand};
@@ -78,7 +79,7 @@ pub fn describe_or_close(body: &[u8]) -> Result<(u8, &str), ProtocolError> {
     let (&kind, _) = body
         .split_first()
         .ok_or_else(|| ProtocolError::malformed("Describe/Close message is empty"))?;
-    if kind != b'S' && kind != b'P' {
+    if kind != frontend_tag::TARGET_STATEMENT && kind != frontend_tag::TARGET_PORTAL {
         // PostgreSQL: "invalid DESCRIBE message subtype" / "invalid CLOSE message subtype".
         return Err(ProtocolError::malformed(format!(
             "invalid Describe/Close message subtype {kind}"
@@ -118,7 +119,7 @@ pub fn write_bind_renamed(
     let rest = &body[target.rest_offset..];
     let len = 4 + target.portal.len() + 1 + statement.len() + 1 + rest.len();
     out.reserve(1 + len);
-    out.put_u8(b'B');
+    out.put_u8(frontend_tag::BIND);
     out.put_u32(u32::try_from(len).expect("Bind over 4 GiB"));
     out.put_slice(target.portal.as_bytes());
     out.put_u8(0);
@@ -215,7 +216,7 @@ fn put_error_fields(
             .position(|&b| b == 0)
             .ok_or_else(|| ProtocolError::malformed("error field is not terminated"))?;
         out.put_u8(kind);
-        if kind == b'M' || kind == b'D' {
+        if kind == error_field::MESSAGE || kind == error_field::DETAIL {
             put_renamed(out, &after[..nul], from, to);
         } else {
             out.put_slice(&after[..nul]);

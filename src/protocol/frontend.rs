@@ -10,11 +10,12 @@
 //! SASLResponse has no parser: its body is the raw SASL data (client-final-message for SCRAM),
 //! so the caller uses `Frame::body` as is.
 
+use super::tags::frontend_tag;
 use super::ProtocolError;
 
 /// The tag shared by PasswordMessage, SASLInitialResponse and SASLResponse; which one it is
 /// follows from the authentication request the client is answering.
-pub const PASSWORD_MESSAGE_TAG: u8 = b'p';
+pub const PASSWORD_MESSAGE_TAG: u8 = frontend_tag::PASSWORD_MESSAGE;
 
 /// PasswordMessage body: the password (cleartext, or `md5` + hex digest) as a String.
 /// Returns it without the NUL. PostgreSQL requires the NUL to be the last byte

@@ -6,8 +6,10 @@
 //! while it is in copy-in mode (docs "COPY Operations"), so those earn nothing. A server is
 //! reusable by someone else only when `is_idle()` — invariant 1 of docs/architecture.md.
 
-/// Transaction status bytes of ReadyForQuery.
-pub(crate) const TX_IDLE: u8 = b'I';
+use super::tags::{backend_tag, frontend_tag, tx_status};
+
+/// ReadyForQuery's status outside a transaction block.
+pub(crate) const TX_IDLE: u8 = tx_status::IDLE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tracker {
@@ -55,25 +57,29 @@ impl Tracker {
             return;
         }
         match tag {
-            b'Q' | b'F' => {
+            frontend_tag::QUERY | frontend_tag::FUNCTION_CALL => {
                 self.outstanding += 1;
                 self.start_request();
             }
-            b'S' => {
+            frontend_tag::SYNC => {
                 self.outstanding += 1;
                 self.unsynced = false;
                 if !self.copy_ended {
                     self.copy_syncs += 1;
                 }
             }
-            b'E' => {
+            frontend_tag::EXECUTE => {
                 self.unsynced = true;
                 self.start_request();
             }
             // Parse, Bind, Describe, Close, Flush.
-            b'P' | b'B' | b'D' | b'C' | b'H' => self.unsynced = true,
+            frontend_tag::PARSE
+            | frontend_tag::BIND
+            | frontend_tag::DESCRIBE
+            | frontend_tag::CLOSE
+            | frontend_tag::FLUSH => self.unsynced = true,
             // CopyDone, CopyFail: Postgres reads Syncs again after these.
-            b'c' | b'f' => {
+            frontend_tag::COPY_DONE | frontend_tag::COPY_FAIL => {
                 self.frontend_copy_in = false;
                 self.copy_ended = true;
             }
@@ -89,7 +95,7 @@ impl Tracker {
     /// Postgres ignores this frontend message: a Sync or Flush sent in copy-in mode. The relay
     /// forwards it without expecting any reply.
     pub(crate) fn ignored_in_copy(&self, tag: u8) -> bool {
-        self.frontend_copy_in && matches!(tag, b'S' | b'H')
+        self.frontend_copy_in && matches!(tag, frontend_tag::SYNC | frontend_tag::FLUSH)
     }
 
     /// CopyInResponse (or CopyBothResponse): the Syncs sent after the request that started the
@@ -112,22 +118,24 @@ impl Tracker {
     /// [`backend_must_buffer`].
     pub(crate) fn backend(&mut self, tag: u8, body: Option<&[u8]>) {
         match tag {
-            b'Z' => {
+            backend_tag::READY_FOR_QUERY => {
                 self.outstanding = self.outstanding.saturating_sub(1);
-                self.tx_status = body.and_then(|b| b.first().copied()).unwrap_or(b'E');
+                self.tx_status = body
+                    .and_then(|b| b.first().copied())
+                    .unwrap_or(tx_status::FAILED);
                 self.copy_in = false;
                 self.copy_out = false;
                 self.frontend_copy_in = false;
             }
-            b'G' => self.copy_in_started(),
-            b'H' => self.copy_out = true,
-            b'W' => {
+            backend_tag::COPY_IN_RESPONSE => self.copy_in_started(),
+            backend_tag::COPY_OUT_RESPONSE => self.copy_out = true,
+            backend_tag::COPY_BOTH_RESPONSE => {
                 self.copy_in_started();
                 self.copy_out = true;
             }
-            b'c' => self.copy_out = false,
+            backend_tag::COPY_DONE => self.copy_out = false,
             // An error ends copy-in mode; Postgres then skips to the next Sync, which counts.
-            b'E' => self.frontend_copy_in = false,
+            backend_tag::ERROR_RESPONSE => self.frontend_copy_in = false,
             _ => {}
         }
     }
@@ -145,12 +153,15 @@ impl Tracker {
 /// Backend messages whose bodies the relay reads: ReadyForQuery (status), ParameterStatus
 /// (session state to remember), ErrorResponse (severity, for logging FATALs).
 pub(crate) fn backend_must_buffer(tag: u8) -> bool {
-    matches!(tag, b'Z' | b'S' | b'E')
+    matches!(
+        tag,
+        backend_tag::READY_FOR_QUERY | backend_tag::PARAMETER_STATUS | backend_tag::ERROR_RESPONSE
+    )
 }
 
 /// Frontend messages whose bodies the relay reads: Terminate only, for now.
 pub(crate) fn frontend_must_buffer(tag: u8) -> bool {
-    tag == b'X'
+    tag == frontend_tag::TERMINATE
 }
 
 #[cfg(test)]

@@ -131,14 +131,30 @@ pub(crate) struct ReplyPlan {
 
 /// Messages Postgres may send at any time, outside any reply group.
 fn is_asynchronous(tag: u8) -> bool {
-    matches!(tag, b'N' | b'A' | b'S')
+    matches!(
+        tag,
+        backend_tag::NOTICE_RESPONSE
+            | backend_tag::NOTIFICATION_RESPONSE
+            | backend_tag::PARAMETER_STATUS
+    )
 }
 
 /// Backend messages the plan must see whole (they end a reply group or may be rewritten).
 pub(crate) fn must_buffer(tag: u8) -> bool {
     matches!(
         tag,
-        b'1' | b'2' | b'3' | b'n' | b't' | b'T' | b'C' | b'I' | b's' | b'Z' | b'E' | b'S'
+        backend_tag::PARSE_COMPLETE
+            | backend_tag::BIND_COMPLETE
+            | backend_tag::CLOSE_COMPLETE
+            | backend_tag::NO_DATA
+            | backend_tag::PARAMETER_DESCRIPTION
+            | backend_tag::ROW_DESCRIPTION
+            | backend_tag::COMMAND_COMPLETE
+            | backend_tag::EMPTY_QUERY_RESPONSE
+            | backend_tag::PORTAL_SUSPENDED
+            | backend_tag::READY_FOR_QUERY
+            | backend_tag::ERROR_RESPONSE
+            | backend_tag::PARAMETER_STATUS
     )
 }
 
@@ -319,9 +335,15 @@ impl ReplyPlan {
         let (kind, disposition) = (*kind, disposition.clone());
         let completes = match kind {
             Kind::One => true,
-            Kind::DescribeStatement => tag != b't',
-            Kind::Execute => matches!(tag, b'C' | b'I' | b's' | b'E'),
-            Kind::Sync | Kind::UntilReady => tag == b'Z',
+            Kind::DescribeStatement => tag != backend_tag::PARAMETER_DESCRIPTION,
+            Kind::Execute => matches!(
+                tag,
+                backend_tag::COMMAND_COMPLETE
+                    | backend_tag::EMPTY_QUERY_RESPONSE
+                    | backend_tag::PORTAL_SUSPENDED
+                    | backend_tag::ERROR_RESPONSE
+            ),
+            Kind::Sync | Kind::UntilReady => tag == backend_tag::READY_FOR_QUERY,
         };
         if tag == backend_tag::COMMAND_COMPLETE {
             if let Some(Entry::Reply { completions, .. }) = self.entries.front_mut() {
@@ -329,7 +351,8 @@ impl ReplyPlan {
             }
         }
         let shown = match (&disposition, tag, body) {
-            (Disposition::Swallow, b'E', _) | (Disposition::Forward, _, _) => true,
+            (Disposition::Swallow, backend_tag::ERROR_RESPONSE, _)
+            | (Disposition::Forward, _, _) => true,
             (Disposition::FirstCompletion, backend_tag::COMMAND_COMPLETE, _) => matches!(
                 self.entries.front(),
                 Some(Entry::Reply { completions: 1, .. })
@@ -341,7 +364,11 @@ impl ReplyPlan {
             (Disposition::OnlyReady, _, _) => false,
             (Disposition::Shape { .. }, _, _) => false,
             (Disposition::Swallow | Disposition::Hide, _, _) => false,
-            (Disposition::Rename { from, to }, b'E' | b'N', Some(b)) => {
+            (
+                Disposition::Rename { from, to },
+                backend_tag::ERROR_RESPONSE | backend_tag::NOTICE_RESPONSE,
+                Some(b),
+            ) => {
                 let before = out.len();
                 if write_error_renamed(&mut out, tag, b, from, to).is_err() {
                     out.truncate(before);
@@ -351,7 +378,7 @@ impl ReplyPlan {
             }
             (Disposition::Rename { .. }, _, _) => true,
         };
-        if tag == b'E' {
+        if tag == backend_tag::ERROR_RESPONSE {
             if let Some(Entry::Reply { failed, .. }) = self.entries.front_mut() {
                 *failed = true;
             }
@@ -376,7 +403,9 @@ impl ReplyPlan {
                         == Some(sqlstate::FEATURE_NOT_SUPPORTED);
                 self.undone.push(undo);
             }
-            if tag == b'E' && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute) {
+            if tag == backend_tag::ERROR_RESPONSE
+                && matches!(kind, Kind::One | Kind::DescribeStatement | Kind::Execute)
+            {
                 self.skip_to_sync();
             }
         }

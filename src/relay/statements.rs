@@ -23,7 +23,7 @@ use crate::protocol::extended::{
 };
 use crate::protocol::session_effects::{bind_parameter_names, may_change_session};
 use crate::protocol::sqlstate;
-use crate::protocol::tags::frontend_tag;
+use crate::protocol::tags::{frontend_tag, tx_status};
 use crate::protocol::tracker::Tracker;
 
 /// A name no statement is prepared under: a client's unknown name is sent as this, so
@@ -82,17 +82,17 @@ impl Prepared<'_> {
             server,
             plan,
             out: BytesMut::new(),
-            aborted: tracker.tx_status == b'E',
+            aborted: tracker.tx_status == tx_status::FAILED,
             mid_batch: tracker.unsynced,
             injected_syncs: 0,
             injected_queries: 0,
         };
         let outcome = match tag {
-            b'P' => cx.parse(body)?,
-            b'B' => cx.bind(body),
-            b'D' => cx.describe(body),
-            b'C' => cx.close(body),
-            b'Q' => cx.query(body),
+            frontend_tag::PARSE => cx.parse(body)?,
+            frontend_tag::BIND => cx.bind(body),
+            frontend_tag::DESCRIBE => cx.describe(body),
+            frontend_tag::CLOSE => cx.close(body),
+            frontend_tag::QUERY => cx.query(body),
             _ => Outcome::Untouched,
         };
         let mut injected = Injected {
@@ -139,11 +139,11 @@ pub(crate) struct Injected {
 /// The replies of a message forwarded untouched.
 fn expect_plain(plan: &mut ReplyPlan, tag: u8) {
     let kind = match tag {
-        b'P' | b'B' | b'C' => Kind::One,
-        b'D' => Kind::One,
-        b'E' => Kind::Execute,
-        b'S' => Kind::Sync,
-        b'Q' | b'F' => Kind::UntilReady,
+        frontend_tag::PARSE | frontend_tag::BIND | frontend_tag::CLOSE => Kind::One,
+        frontend_tag::DESCRIBE => Kind::One,
+        frontend_tag::EXECUTE => Kind::Execute,
+        frontend_tag::SYNC => Kind::Sync,
+        frontend_tag::QUERY | frontend_tag::FUNCTION_CALL => Kind::UntilReady,
         // Flush, COPY data and anything else: no reply group of their own.
         _ => return,
     };
@@ -367,13 +367,13 @@ impl Cx<'_, '_> {
 
     fn describe(&mut self, body: &[u8]) -> Outcome {
         match describe_or_close(body) {
-            Ok((b'S', name)) if !name.is_empty() => {
+            Ok((frontend_tag::TARGET_STATEMENT, name)) if !name.is_empty() => {
                 let (server_name, disposition) = self.server_name_for(name);
-                write_describe(&mut self.out, b'S', &server_name);
+                write_describe(&mut self.out, frontend_tag::TARGET_STATEMENT, &server_name);
                 self.plan.expect(Kind::DescribeStatement, disposition);
                 Outcome::Rewritten
             }
-            Ok((b'S', _)) => {
+            Ok((frontend_tag::TARGET_STATEMENT, _)) => {
                 self.plan
                     .expect(Kind::DescribeStatement, Disposition::Forward);
                 Outcome::Planned
@@ -384,7 +384,7 @@ impl Cx<'_, '_> {
 
     fn close(&mut self, body: &[u8]) -> Outcome {
         match describe_or_close(body) {
-            Ok((b'S', name)) if !name.is_empty() => {
+            Ok((frontend_tag::TARGET_STATEMENT, name)) if !name.is_empty() => {
                 // The server statement may serve other clients: only this client's name goes.
                 // If an earlier error makes Postgres skip this Close, the name stays.
                 let undo = self.me.client.remove(name).map(|st| Undo {
@@ -428,11 +428,15 @@ impl Cx<'_, '_> {
             return;
         }
         for evicted in self.server.insert(st) {
-            write_close(&mut self.out, b'S', &evicted);
+            write_close(&mut self.out, frontend_tag::TARGET_STATEMENT, &evicted);
             self.plan.expect(Kind::One, Disposition::Hide);
             Counters::add(&self.me.counters.evictions, 1);
         }
-        write_close(&mut self.out, b'S', &st.server_name);
+        write_close(
+            &mut self.out,
+            frontend_tag::TARGET_STATEMENT,
+            &st.server_name,
+        );
         self.plan.expect(Kind::One, Disposition::Hide);
         self.out.extend_from_slice(&st.parse_message);
         let undo = Undo {
@@ -459,11 +463,15 @@ impl Cx<'_, '_> {
     /// recently used statements beyond max_prepared_statements.
     fn prepare(&mut self, st: &Statement, disposition: Disposition, client: Option<(String, u64)>) {
         for evicted in self.server.insert(st) {
-            write_close(&mut self.out, b'S', &evicted);
+            write_close(&mut self.out, frontend_tag::TARGET_STATEMENT, &evicted);
             self.plan.expect(Kind::One, Disposition::Swallow);
             Counters::add(&self.me.counters.evictions, 1);
         }
-        write_close(&mut self.out, b'S', &st.server_name);
+        write_close(
+            &mut self.out,
+            frontend_tag::TARGET_STATEMENT,
+            &st.server_name,
+        );
         self.plan.expect(Kind::One, Disposition::Swallow);
         self.out.extend_from_slice(&st.parse_message);
         let undo = Undo {

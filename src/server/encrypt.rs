@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ServerError;
 use crate::net::{Address, BoxStream};
+use crate::protocol::tags::ssl_answer;
 use crate::tls::{ServerTls, ServerTlsInfo};
 
 /// Returns the stream to log in over (encrypted or not) and its TLS facts.
@@ -33,18 +34,18 @@ pub(super) async fn negotiate(
         Err(e) => return Err(e.into()),
     };
     match answer {
-        b'S' => {
+        ssl_answer::WILLING => {
             let (stream, info) = tls
                 .connect(stream, host)
                 .await
                 .map_err(|e| ServerError::Tls(e.to_string()))?;
             Ok((stream, Some(info)))
         }
-        b'N' if tls.required() => Err(ServerError::Tls(format!(
+        ssl_answer::UNWILLING if tls.required() => Err(ServerError::Tls(format!(
             "the server does not accept TLS connections (server_tls_sslmode = \"{}\")",
             tls.mode
         ))),
-        b'N' => Ok((stream, None)),
+        ssl_answer::UNWILLING => Ok((stream, None)),
         other => Err(ServerError::Protocol(format!(
             "unexpected reply to SSLRequest: byte 0x{other:02x}"
         ))),

@@ -90,12 +90,12 @@ async fn read_replies(
         } = server;
         let mut handler = |tag: u8, body: Option<&[u8]>| {
             match (tag, body) {
-                (b'S', Some(b)) => {
+                (backend_tag::PARAMETER_STATUS, Some(b)) => {
                     if let Some((n, v)) = super::parse_parameter_status(b) {
                         params.insert(n.to_string(), v.to_string());
                     }
                 }
-                (b'E', Some(b)) if outcome.error.is_none() => {
+                (backend_tag::ERROR_RESPONSE, Some(b)) if outcome.error.is_none() => {
                     let f = error_fields(b);
                     outcome.error = Some((
                         f.code.unwrap_or_else(|| sqlstate::INTERNAL_ERROR.into()),
@@ -110,7 +110,7 @@ async fn read_replies(
                 _ => {}
             }
             tracker.backend(tag, body);
-            if tag == b'Z' {
+            if tag == backend_tag::READY_FOR_QUERY {
                 Verdict::ForwardThenStop
             } else {
                 Verdict::Forward

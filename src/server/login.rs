@@ -24,6 +24,7 @@ use crate::net::pump::Pump;
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
 use crate::protocol::sqlstate;
+use crate::protocol::tags::error_field;
 use crate::tls::{ServerTls, ServerTlsInfo};
 
 /// What we can prove to Postgres.
@@ -296,8 +297,8 @@ fn rejected(
     let (mut code, mut message) = (String::from(sqlstate::CONNECTION_FAILURE), String::new());
     while let Some(f) = fields.next()? {
         match f.type_() {
-            b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
-            b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            error_field::CODE => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            error_field::MESSAGE => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
             _ => {}
         }
     }

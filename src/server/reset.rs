@@ -9,6 +9,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::exchange::{drain, simple_query};
 use super::{send_cancel, ServerConn, ServerError};
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
 
 /// `client_side_clean` is false when the client's last message reached the server only in
@@ -43,7 +44,7 @@ pub(crate) async fn reset_for_next_client(
     if tracker.copy_in {
         // Ended with an error by the CopyFail, so whatever the batch held is rolled back.
         frontend::sync(&mut out);
-        tracker.frontend(b'S');
+        tracker.frontend(frontend_tag::SYNC);
     }
     if !out.is_empty() {
         server.stream.write_all(&out).await?;
