@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing (PostgreSQL server and
 # client binaries, the `postgres` system user), then runs every test group. Arguments go to
-# `cargo test` (e.g. `./scripts/test.sh --test differential`). `.ci/run` calls exactly this.
+# `cargo test` (e.g. `./scripts/test.sh --test session_state`). `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/postgres-env.sh

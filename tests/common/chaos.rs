@@ -1,7 +1,7 @@
 //! What every chaos test checks once the fault is over: the pooler's counts are back to
 //! normal (no client left active or waiting, no server left active, SHOW LISTS agrees) and
 //! Postgres holds no idle-in-transaction backend of the test's database. Called by the
-//! `chaos_*` tests. Invariant: only waits on conditions (generous deadline), never on time.
+//! chaos tests (`tests/chaos/`). Invariant: only waits on conditions (generous deadline), never on time.
 
 use std::time::Duration;
 

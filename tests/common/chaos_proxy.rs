@@ -1,5 +1,5 @@
-//! A fault-injecting TCP proxy between pgsluice and Postgres, for the `chaos_*` tests: it
-//! forwards bytes both ways and, switched at runtime, adds latency per chunk, stalls (stops
+//! A fault-injecting TCP proxy between pgsluice and Postgres, for the chaos tests
+//! (`tests/chaos/`): it forwards bytes both ways and, switched at runtime, adds latency per chunk, stalls (stops
 //! forwarding, sockets stay open), closes or resets (RST) every current connection, or refuses
 //! new ones. Invariant: it runs on its own thread and runtime, so a test that blocks its own
 //! runtime (psql, pg_ctl) never stalls the network under pgsluice by accident.

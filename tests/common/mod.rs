@@ -1,7 +1,8 @@
 //! Integration-test harness: a throwaway PostgreSQL (`pg`), a pgsluice process (`pooler`),
-//! and client helpers. Each `tests/*.rs` does `mod common;` and uses what it needs, so items
-//! unused in one test binary are expected (hence the `dead_code` allowance). See
-//! docs/architecture.md, "Tests": real server, real clients, assertions on observable outcomes.
+//! and client helpers. Each test group (`tests/<group>/main.rs`) includes it as `mod common;`
+//! and uses what it needs, so items unused in one test binary are expected (hence the
+//! `dead_code` allowance). See docs/architecture.md, "Tests": real server, real clients,
+//! assertions on observable outcomes.
 #![allow(dead_code)]
 
 pub mod certs;
