@@ -406,16 +406,24 @@ fn averages(before: TrafficTotals, now: TrafficTotals, secs: f64) -> TrafficTota
     }
 }
 
-/// Process-wide counters for metrics: client logins and failed ones by SQLSTATE, and
-/// errors pgsluice itself sent to clients by SQLSTATE class.
+/// Process-wide counters for metrics: client logins and failed ones by SQLSTATE, errors
+/// pgsluice itself sent to clients by SQLSTATE class, and client connections that ended in
+/// an error by kind.
 #[derive(Debug, Default)]
 pub(crate) struct ProcessCounters {
     pub(crate) logins: AtomicU64,
     pub(crate) login_failures: Mutex<HashMap<String, u64>>,
     pub(crate) errors: Mutex<HashMap<String, u64>>,
+    pub(crate) client_errors: Mutex<HashMap<&'static str, u64>>,
 }
 
 impl ProcessCounters {
+    pub(crate) fn client_error(&self, kind: &'static str) {
+        if let Ok(mut m) = self.client_errors.lock() {
+            *m.entry(kind).or_default() += 1;
+        }
+    }
+
     pub(crate) fn login_failed(&self, sqlstate: &str) {
         if let Ok(mut m) = self.login_failures.lock() {
             *m.entry(sqlstate.to_string()).or_default() += 1;

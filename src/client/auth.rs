@@ -113,7 +113,10 @@ impl Login<'_> {
                     )
                 })
                 .await
-                .map_err(|_| ClientError::Internal("password check failed".into()))?;
+                .map_err(|source| ClientError::Internal {
+                    what: "password check failed",
+                    source,
+                })?;
                 ct_eq(&derived.0.stored_key, &derived.1.stored_key)
             }
             None => false,
@@ -148,7 +151,10 @@ impl Login<'_> {
                     ScramSecret::from_password(&p, &salt, SCRAM_ITERATIONS)
                 })
                 .await
-                .map_err(|_| ClientError::Internal("password check failed".into()))?;
+                .map_err(|source| ClientError::Internal {
+                    what: "password check failed",
+                    source,
+                })?;
                 (ScramServer::new(s, nonce), None)
             }
             // An md5 secret cannot answer SCRAM; fail the same way as a wrong password.
@@ -169,7 +175,7 @@ impl Login<'_> {
         let frame = self.read_password_frame().await?;
         let initial = sasl_initial_response(&frame.body)?;
         if server.select_mechanism(initial.mechanism).is_err() {
-            return Err(ClientError::Protocol(format!(
+            return Err(ClientError::Violation(format!(
                 "unsupported SASL mechanism \"{}\"",
                 initial.mechanism
             )));
@@ -199,7 +205,7 @@ impl Login<'_> {
     fn scram_error(&self, e: crate::auth::AuthError) -> ClientError {
         match e {
             crate::auth::AuthError::PasswordMismatch => self.failed(),
-            other => ClientError::Protocol(other.to_string()),
+            other => ClientError::Sasl(other),
         }
     }
 
@@ -209,7 +215,7 @@ impl Login<'_> {
         loop {
             if let Some(frame) = codec.decode(self.buf)? {
                 if frame.tag != PASSWORD_MESSAGE_TAG {
-                    return Err(ClientError::Protocol(format!(
+                    return Err(ClientError::Violation(format!(
                         "expected a password message, got message type '{}'",
                         frame.tag.escape_ascii()
                     )));

@@ -6,12 +6,15 @@
 mod attach;
 mod auth;
 mod cancel;
+mod error;
 mod follow;
 mod session;
 mod settings;
 mod settle;
 mod startup;
 mod transaction;
+
+pub(crate) use error::ClientError;
 
 use std::sync::Arc;
 
@@ -25,94 +28,15 @@ use crate::config::PoolMode;
 use crate::live::{ConnState, Endpoints, Registration};
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
-use crate::pool::{ClientSlot, PoolError, PoolKey, PoolSettings};
+use crate::pool::{ClientSlot, PoolKey, PoolSettings};
 use crate::prepared::ClientStatements;
+use crate::protocol::backend;
 use crate::protocol::sqlstate;
 use crate::protocol::startup::{database, protocol_options, user};
-use crate::protocol::{backend, ProtocolError};
-use crate::server::{Credential, ServerError};
+use crate::server::Credential;
 use crate::state::Shared;
 use crate::tls::TlsPeer;
 use startup::Opening;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ClientError {
-    #[error("connection failed: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("client closed the connection")]
-    Gone,
-    #[error("{0}")]
-    Protocol(String),
-    #[error(transparent)]
-    Startup(#[from] ProtocolError),
-    #[error("password authentication failed for user \"{user}\"")]
-    AuthFailed { user: String },
-    #[error("no such database: \"{0}\" (add a [databases.{0}] section or a [databases.\"*\"] fallback to pooler.toml)")]
-    NoDatabase(String),
-    #[error("timeout during login (client_login_timeout)")]
-    LoginTimeout,
-    /// A TLS failure: nothing can be told to the client in a form it could read.
-    #[error("{0}")]
-    Tls(String),
-    #[error("pgsluice is shutting down")]
-    ShuttingDown,
-    #[error("terminated by the administrator (KILL)")]
-    Killed,
-    #[error("database \"{0}\" is disabled (DISABLE); try again after ENABLE")]
-    Disabled(String),
-    #[error("client_idle_timeout ({0:?}) exceeded; closing the idle connection")]
-    IdleTimeout(std::time::Duration),
-    #[error(transparent)]
-    Pool(#[from] PoolError),
-    #[error(transparent)]
-    Server(#[from] ServerError),
-    #[error("server connection lost: {0}")]
-    ServerGone(String),
-    /// Any error met while the client was inside a half-relayed message from its server: an
-    /// ErrorResponse written then would be read as that message's data, so the client is
-    /// only disconnected. `code` is the SQLSTATE it would have had, for logs and metrics.
-    #[error("{reason} (mid-message: disconnected without an ErrorResponse)")]
-    CutOff { code: String, reason: String },
-    #[error("{message}")]
-    Rejected { code: String, message: String },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl ClientError {
-    fn sqlstate(&self) -> &str {
-        match self {
-            ClientError::Io(_) | ClientError::Gone => sqlstate::CONNECTION_FAILURE,
-            ClientError::Protocol(_) | ClientError::LoginTimeout | ClientError::Tls(_) => {
-                sqlstate::PROTOCOL_VIOLATION
-            }
-            ClientError::Startup(e) => e.sqlstate(),
-            ClientError::AuthFailed { .. } => sqlstate::INVALID_PASSWORD,
-            ClientError::NoDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
-            ClientError::ShuttingDown => sqlstate::ADMIN_SHUTDOWN,
-            ClientError::IdleTimeout(_) => sqlstate::IDLE_SESSION_TIMEOUT,
-            ClientError::Killed => sqlstate::ADMIN_SHUTDOWN,
-            ClientError::Disabled(_) => sqlstate::CANNOT_CONNECT_NOW,
-            ClientError::Pool(e) => e.sqlstate(),
-            ClientError::Server(e) => e.sqlstate(),
-            ClientError::ServerGone(_) => sqlstate::CONNECTION_FAILURE,
-            ClientError::CutOff { code, .. } => code,
-            ClientError::Rejected { code, .. } => code,
-            ClientError::Internal(_) => sqlstate::INTERNAL_ERROR,
-        }
-    }
-
-    /// Whether the client can still be told why.
-    fn reaches_client(&self) -> bool {
-        !matches!(
-            self,
-            ClientError::Io(_)
-                | ClientError::Gone
-                | ClientError::Tls(_)
-                | ClientError::CutOff { .. }
-        )
-    }
-}
 
 /// Serves one accepted connection to its end.
 pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: String) {
@@ -126,12 +50,13 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: Stri
             }
         }
         Err(e) => {
+            shared.counters.client_error(e.kind());
             if e.reaches_client() {
                 shared.counters.error_sent(e.sqlstate());
                 send_fatal(&mut stream, e.sqlstate(), &e.to_string()).await;
             }
             if config.pooler.log_disconnections || config.pooler.log_pooler_errors {
-                tracing::info!(client = id, %peer, sqlstate = e.sqlstate(), reason = %e, "client disconnected");
+                tracing::info!(client = id, %peer, kind = e.kind(), sqlstate = e.sqlstate(), reason = %e, "client disconnected");
             }
         }
     }

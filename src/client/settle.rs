@@ -58,10 +58,7 @@ pub(super) async fn settle(
     settle_event(c, lease, tracker, event, cancels_quiet)
         .await
         .map_err(|e| match e {
-            e if cut && e.reaches_client() => ClientError::CutOff {
-                code: e.sqlstate().to_owned(),
-                reason: e.to_string(),
-            },
+            e if cut && e.reaches_client() => ClientError::CutOff(Box::new(e)),
             e => e,
         })
 }

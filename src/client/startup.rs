@@ -61,12 +61,12 @@ pub(crate) async fn read_opening(
                         // Anything sent before our answer would be a man-in-the-middle's
                         // injection (CVE-2021-23222 class): refuse it.
                         if !buf.is_empty() {
-                            return Err(ClientError::Protocol(
+                            return Err(ClientError::Violation(
                                 "unexpected data after SSL or GSS encryption request".into(),
                             ));
                         }
                         if peer.is_some() {
-                            return Err(ClientError::Protocol(
+                            return Err(ClientError::Violation(
                                 "SSL or GSS encryption request on an encrypted connection".into(),
                             ));
                         }
@@ -116,21 +116,16 @@ async fn direct_tls(
     arrival: &Arrival<'_>,
 ) -> Result<TlsPeer, ClientError> {
     if arrival.unix || !arrival.tls.enabled() {
-        return Err(ClientError::Tls(format!(
-            "direct TLS connection refused: client_tls_sslmode = \"{}\"{}",
-            arrival.tls.mode,
-            if arrival.unix {
-                " (not over a Unix socket)"
-            } else {
-                ""
-            }
-        )));
+        return Err(ClientError::DirectTlsRefused {
+            mode: arrival.tls.mode.to_string(),
+            unix: arrival.unix,
+        });
     }
     let seen = buf.split().freeze();
     let peer = handshake(stream, Some(seen), arrival.tls).await?;
     if !peer.alpn_postgresql {
         // The stream is encrypted now, so this FATAL reaches the client readably.
-        return Err(ClientError::Protocol(
+        return Err(ClientError::Violation(
             "direct TLS connection without ALPN protocol \"postgresql\"".into(),
         ));
     }
@@ -150,7 +145,7 @@ async fn handshake(
         Some(seen) => tls.accept(Prefixed::new(seen, plain)).await,
         None => tls.accept(plain).await,
     };
-    let (encrypted, peer) = result.map_err(|e| ClientError::Tls(e.to_string()))?;
+    let (encrypted, peer) = result.map_err(ClientError::Tls)?;
     *stream = encrypted;
     Ok(peer)
 }

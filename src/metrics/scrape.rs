@@ -134,6 +134,10 @@ fn process_counters(shared: &Shared, e: &Exporter) {
     {
         e.counter(n::CLIENT_LOGIN_FAILURES, &vec![("sqlstate", code)], count);
     }
+    let client_errors = p.client_errors.lock().map(|m| m.clone());
+    for (kind, count) in client_errors.unwrap_or_default() {
+        e.counter(n::CLIENT_ERRORS, &vec![("kind", kind.to_string())], count);
+    }
     let mut errors = p.errors.lock().map(|m| m.clone()).unwrap_or_default();
     for pool in shared.pools.all() {
         for (class, count) in pool

@@ -57,7 +57,10 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
                 )
         }
         // A refused or failed TLS negotiation is a configuration matter, not a blip.
-        ServerError::Protocol(_) | ServerError::Auth(_) | ServerError::Tls(_) => false,
+        ServerError::Protocol(_)
+        | ServerError::Unexpected(_)
+        | ServerError::Auth(_)
+        | ServerError::Tls(_) => false,
     }
 }
 

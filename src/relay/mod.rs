@@ -3,11 +3,13 @@
 //! the next idle point is asked for, keeping `protocol::tracker::Tracker` up to date.
 
 mod directions;
+mod end;
 mod replies;
 mod session;
 mod sql_commands;
 mod statements;
 
+pub(crate) use end::{RelayEnd, ServerLost};
 pub(crate) use replies::ReplyPlan;
-pub(crate) use session::{relay, Activity, ClientSide, RelayEnd, Rules, SessionEffects};
+pub(crate) use session::{relay, Activity, ClientSide, Rules, SessionEffects};
 pub(crate) use statements::Prepared;

@@ -10,6 +10,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use super::directions::{Backend, Frontend};
+use super::end::{RelayEnd, ServerLost};
 use super::replies::{self, ReplyPlan};
 use super::statements::{self, Prepared};
 use crate::live::TrafficStats;
@@ -19,31 +20,7 @@ use crate::prepared::LimitError;
 use crate::protocol::session_effects::{custom_setting_names, may_change_session};
 use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
-use crate::protocol::ProtocolError;
 use crate::server::ServerConn;
-
-/// Why the relay returned.
-#[derive(Debug)]
-pub(crate) enum RelayEnd {
-    /// The client sent Terminate.
-    ClientTerminated,
-    /// The client sent Terminate inside COPY FROM STDIN; Postgres's answer was relayed and
-    /// the server closed, as it does on a direct connection.
-    TerminatedInCopy,
-    /// The client closed its socket or it failed.
-    ClientGone,
-    /// The client broke the protocol (e.g. a message over max_packet_size).
-    ClientProtocol(ProtocolError),
-    /// The server closed or failed; it cannot be reused.
-    ServerGone(String),
-    /// A stop at the next idle point was asked for and the server reached one.
-    Idle,
-    /// Statement pooling, and the client opened a transaction block. The ReadyForQuery that
-    /// says so has not been forwarded.
-    TransactionBlock,
-    /// The client went past its prepared-statement limits; that Parse was not forwarded.
-    StatementLimit(LimitError),
-}
 
 /// When to hand control back besides the ends above.
 #[derive(Debug, Clone, Copy, Default)]
@@ -245,7 +222,7 @@ pub(crate) async fn relay(
                 return Poll::Ready(RelayEnd::ClientGone)
             }
             Poll::Ready(Err(PumpError::Write(e))) => {
-                return Poll::Ready(RelayEnd::ServerGone(e.to_string()))
+                return Poll::Ready(RelayEnd::ServerGone(ServerLost::Io(e)))
             }
             Poll::Ready(Err(PumpError::Protocol(e))) => {
                 return Poll::Ready(RelayEnd::ClientProtocol(e))
@@ -305,15 +282,13 @@ pub(crate) async fn relay(
             Poll::Ready(Ok(Paused::Eof)) if terminated_in_copy => {
                 Poll::Ready(RelayEnd::TerminatedInCopy)
             }
-            Poll::Ready(Ok(Paused::Eof)) => {
-                Poll::Ready(RelayEnd::ServerGone("server closed the connection".into()))
-            }
+            Poll::Ready(Ok(Paused::Eof)) => Poll::Ready(RelayEnd::ServerGone(ServerLost::Closed)),
             Poll::Ready(Err(PumpError::Read(e))) => {
-                Poll::Ready(RelayEnd::ServerGone(e.to_string()))
+                Poll::Ready(RelayEnd::ServerGone(ServerLost::Io(e)))
             }
             Poll::Ready(Err(PumpError::Write(_))) => Poll::Ready(RelayEnd::ClientGone),
             Poll::Ready(Err(PumpError::Protocol(e))) => {
-                Poll::Ready(RelayEnd::ServerGone(e.to_string()))
+                Poll::Ready(RelayEnd::ServerGone(ServerLost::Protocol(e)))
             }
             Poll::Pending => Poll::Pending,
         }

@@ -46,7 +46,7 @@ pub(super) async fn negotiate(
             tls.mode
         ))),
         ssl_answer::UNWILLING => Ok((stream, None)),
-        other => Err(ServerError::Protocol(format!(
+        other => Err(ServerError::Unexpected(format!(
             "unexpected reply to SSLRequest: byte 0x{other:02x}"
         ))),
     }

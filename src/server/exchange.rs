@@ -125,7 +125,7 @@ async fn read_replies(
         }
     }
     if malformed {
-        return Err(ServerError::Protocol("malformed DataRow".into()));
+        return Err(ServerError::Unexpected("malformed DataRow".into()));
     }
     outcome.tx_status = tracker.tx_status;
     Ok(outcome)

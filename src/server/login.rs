@@ -287,7 +287,7 @@ fn missing(what: &str, req: &LoginRequest<'_>) -> ServerError {
 }
 
 fn unexpected(what: &str) -> ServerError {
-    ServerError::Protocol(format!("unexpected {what}"))
+    ServerError::Unexpected(format!("unexpected {what}"))
 }
 
 /// Turns a login ErrorResponse into Rejected, keeping Postgres's SQLSTATE and message.

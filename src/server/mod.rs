@@ -93,8 +93,12 @@ pub(crate) enum ServerError {
     Timeout(std::time::Duration),
     #[error("server connection failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Bytes from the server that are not a valid message.
     #[error("server sent an invalid message: {0}")]
-    Protocol(String),
+    Protocol(#[source] ProtocolError),
+    /// A valid message where Postgres's protocol does not allow it.
+    #[error("server sent an invalid message: {0}")]
+    Unexpected(String),
     #[error("server login failed: {message}")]
     Rejected { code: String, message: String },
     #[error("server login failed: {0}")]
@@ -120,13 +124,13 @@ impl From<PumpError> for ServerError {
     fn from(e: PumpError) -> Self {
         match e {
             PumpError::Read(e) | PumpError::Write(e) => ServerError::Io(e),
-            PumpError::Protocol(p) => ServerError::Protocol(p.to_string()),
+            PumpError::Protocol(p) => ServerError::Protocol(p),
         }
     }
 }
 
 impl From<ProtocolError> for ServerError {
     fn from(e: ProtocolError) -> Self {
-        ServerError::Protocol(e.to_string())
+        ServerError::Protocol(e)
     }
 }

@@ -21,7 +21,7 @@ pub(crate) async fn reset_for_next_client(
     reset_query: &str,
 ) -> Result<(), ServerError> {
     if !client_side_clean || !server.inbound.is_clean() {
-        return Err(ServerError::Protocol(
+        return Err(ServerError::Unexpected(
             "client left in the middle of a message".into(),
         ));
     }
@@ -30,7 +30,7 @@ pub(crate) async fn reset_for_next_client(
         // transaction with the client's work in it, and the Sync that would end it commits
         // (docs "Extended Query"). The client never asked for that; closing the connection
         // makes Postgres roll it back (invariant 7).
-        return Err(ServerError::Protocol(
+        return Err(ServerError::Unexpected(
             "client left in the middle of an extended-protocol batch; closing the server so \
              its implicit transaction is rolled back, not committed"
                 .into(),
@@ -72,7 +72,7 @@ pub(crate) async fn reset_for_next_client(
         server.prepared.clear();
     }
     if tx_status != TX_IDLE || !server.inbound.is_clean() {
-        return Err(ServerError::Protocol(format!(
+        return Err(ServerError::Unexpected(format!(
             "server not idle after reset (status {})",
             tx_status as char
         )));

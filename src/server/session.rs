@@ -69,16 +69,16 @@ pub(crate) async fn capture(
         query_rows(server, &sql).await?
     };
     if let Some((code, message)) = outcome.error {
-        return Err(ServerError::Protocol(format!(
+        return Err(ServerError::Unexpected(format!(
             "session capture failed: {code}: {message}"
         )));
     }
     let mut snapshot = Snapshot::default();
     for row in rows {
         let [Some(kind), Some(name), value] = <[Option<String>; 3]>::try_from(row)
-            .map_err(|_| ServerError::Protocol("session capture: wrong row shape".into()))?
+            .map_err(|_| ServerError::Unexpected("session capture: wrong row shape".into()))?
         else {
-            return Err(ServerError::Protocol("session capture: NULL kind".into()));
+            return Err(ServerError::Unexpected("session capture: NULL kind".into()));
         };
         match (kind.as_str(), value) {
             ("s", Some(value)) => {
@@ -88,7 +88,11 @@ pub(crate) async fn capture(
                 snapshot.settings.insert(name.to_ascii_lowercase(), value);
             }
             ("p", _) => snapshot.pins.push(name),
-            _ => return Err(ServerError::Protocol("session capture: unknown row".into())),
+            _ => {
+                return Err(ServerError::Unexpected(
+                    "session capture: unknown row".into(),
+                ))
+            }
         }
     }
     server.applied.clone_from(&snapshot.settings);

@@ -122,3 +122,35 @@ async fn only_get_metrics_is_served() {
     );
 }
 
+/// A client that ends in an error is counted by the same kind its log line names.
+#[tokio::test]
+async fn client_errors_are_counted_by_kind() {
+    let db = unique_name("mk");
+    shared_cluster().create_database(&db);
+    let (p, port) = metrics_pooler(&db, "");
+    let err = p
+        .connect(MD5_USER, "wrong password", &db)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), Some("28P01"));
+    let series = "pgsluice_client_errors_total{kind=\"authentication\"}";
+    wait_until(
+        "the failed login in /metrics",
+        Duration::from_secs(30),
+        || async {
+            let (_, body) = http_get(port, "/metrics").await;
+            sample(&body, series) == Some(1.0)
+        },
+    )
+    .await;
+    wait_until(
+        "the failed login's log line",
+        Duration::from_secs(30),
+        || async {
+            p.log()
+                .contains("kind=\"authentication\" sqlstate=\"28P01\"")
+                || p.log().contains("kind=authentication sqlstate=\"28P01\"")
+        },
+    )
+    .await;
+}
