@@ -5,7 +5,7 @@
 //! .. ReadyForQuery), with the tags the relay reads whole. Run: `cargo bench --bench codec`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use pgsluice::protocol::scanner::{Scanner, Step};
+use pgsluice::protocol::scanner::{Scanned, Scanner};
 
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![tag];
@@ -82,16 +82,16 @@ fn scan_with(stream: &[u8], must_buffer: fn(u8) -> bool) -> usize {
                 .step(&held[pos..], must_buffer)
                 .expect("valid stream")
             {
-                Step::Whole { len, .. } => {
+                Scanned::Whole { len, .. } => {
                     pos += len;
                     seen += 1;
                 }
-                Step::Start { consumed, .. } => {
+                Scanned::Start { consumed, .. } => {
                     pos += consumed;
                     seen += 1;
                 }
-                Step::Continue { consumed } => pos += consumed,
-                Step::NeedMore => break,
+                Scanned::Continue { consumed } => pos += consumed,
+                Scanned::NeedMore => break,
             }
         }
         held.drain(..pos);

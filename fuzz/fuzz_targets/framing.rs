@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pgsluice::protocol::codec::{Frame, FrameCodec};
-use pgsluice::protocol::scanner::{Scanner, Step};
+use pgsluice::protocol::scanner::{Scanner, Scanned};
 use tokio_util::codec::Decoder;
 
 const LIMITS: [usize; 8] = [4, 5, 8, 16, 64, 1024, 1 << 20, u32::MAX as usize];
@@ -115,24 +115,24 @@ fn scan_chunked(limit: usize, stream: &[u8], seed: u64) -> (Vec<Vec<u8>>, Option
                 Err(e) => return (messages, Some(e.to_string())),
             };
             let consumed = match step {
-                Step::Whole { tag, body, len } => {
+                Scanned::Whole { tag, body, len } => {
                     assert_eq!((tag, body.len() + 5), (buf[0], len));
                     messages.push(buf[..len].to_vec());
                     len
                 }
-                Step::Start { tag, consumed } => {
+                Scanned::Start { tag, consumed } => {
                     assert!(!must_buffer(tag) && consumed > 0 && !scanner.at_boundary());
                     messages.push(buf[..consumed].to_vec());
                     consumed
                 }
-                Step::Continue { consumed } => {
+                Scanned::Continue { consumed } => {
                     messages
                         .last_mut()
                         .expect("a message started")
                         .extend(&buf[..consumed]);
                     consumed
                 }
-                Step::NeedMore => break,
+                Scanned::NeedMore => break,
             };
             buf.drain(..consumed);
         }

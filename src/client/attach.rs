@@ -1,4 +1,4 @@
-//! What session and transaction pooling share: a logged-in client (`Attached`), the first
+//! What session and transaction pooling share: a logged-in client (`PoolClient`), the first
 //! server it meets (startup parameters applied, ParameterStatus/BackendKeyData/ReadyForQuery
 //! sent), and relaying with the client-side timeouts and shutdown notices. Giving the server
 //! back afterwards is `settle`'s.
@@ -21,13 +21,13 @@ use crate::protocol::backend::{self, Severity};
 use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
 use crate::relay::{
-    relay, Activity, ClientSide, Prepared, RelayEnd, ReplyPlan, Rules, SessionEffects,
+    relay, Activity, ClientSide, Prepared, RelayEnd, RelayStops, ReplyPlan, SessionEffects,
 };
 use crate::server::{apply, Applied, CancelTarget, ServerConn};
 use crate::state::{Shared, Shutdown};
 
 /// A logged-in client, ready for its session.
-pub(crate) struct Attached<'a> {
+pub(crate) struct PoolClient<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) pump: Pump,
@@ -60,7 +60,7 @@ pub(super) enum Event {
     Killed,
 }
 
-impl Attached<'_> {
+impl PoolClient<'_> {
     /// Checks out a server: held while the database is PAUSEd, given up at once if the client
     /// goes away or is killed while it waits (so its place in the queue is not kept for
     /// nobody). The wait counts in SHOW STATS.
@@ -175,14 +175,14 @@ impl Attached<'_> {
         self.shared.cancels.point(self.cancel_key, target);
     }
 
-    /// Relays until the client or server ends it, `rules` say stop, or a timeout fires.
+    /// Relays until the client or server ends it, `stops` say stop, or a timeout fires.
     /// SIGINT turns the session into "stop at the next idle point". `tracking`: note whatever
     /// may change the session (transaction and statement pooling).
     pub(super) async fn relay_until_event(
         &mut self,
         server: &mut ServerConn,
         tracker: &mut Tracker,
-        rules: Rules,
+        stops: RelayStops,
         tracking: bool,
     ) -> Event {
         let t = &self.timeouts;
@@ -214,25 +214,25 @@ impl Attached<'_> {
         };
         loop {
             let closing = *shutdown.borrow_and_update() == Shutdown::Closing;
-            let rules = Rules {
-                stop_at_idle: rules.stop_at_idle || closing,
-                ..rules
+            let stops = RelayStops {
+                stop_at_idle: stops.stop_at_idle || closing,
+                ..stops
             };
             // The relay moves the deadlines (a query starts, a transaction opens) without
             // returning, so with any timeout configured, look again at a fraction of it.
             let deadline = [
-                next_deadline(t, tracker, &activity, rules.stop_at_idle),
+                next_deadline(t, tracker, &activity, stops.stop_at_idle),
                 recheck.map(|r| Instant::now() + r),
             ]
             .into_iter()
             .flatten()
             .min();
             tokio::select! {
-                end = relay(&mut side, server, tracker, &mut activity, rules) => return Event::Relay(end),
+                end = relay(&mut side, server, tracker, &mut activity, stops) => return Event::Relay(end),
                 Ok(()) = shutdown.changed(), if !closing => continue,
                 () = self.info.killed() => return Event::Killed,
                 () = sleep_until(deadline) => {
-                    if let Some(event) = expired(t, tracker, &activity, rules.stop_at_idle) {
+                    if let Some(event) = expired(t, tracker, &activity, stops.stop_at_idle) {
                         return event;
                     }
                 }
@@ -241,7 +241,7 @@ impl Attached<'_> {
     }
 }
 
-impl<'a> Attached<'a> {
+impl<'a> PoolClient<'a> {
     /// Points the client's cancel key away from `server`, then waits for cancels already on
     /// their way to it (at most cancel_wait_timeout): one landing after the server has gone
     /// to another client would cancel that client's query. False when one may still land.

@@ -33,7 +33,7 @@ pub(crate) struct Authenticated {
 }
 
 /// The login conversation with one client.
-pub(crate) struct Login<'a> {
+pub(crate) struct AuthExchange<'a> {
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) buf: &'a mut BytesMut,
     pub(crate) user: &'a str,
@@ -43,7 +43,7 @@ pub(crate) struct Login<'a> {
     pub(crate) tls: Option<&'a TlsPeer>,
 }
 
-impl Login<'_> {
+impl AuthExchange<'_> {
     /// Runs the exchange `auth_type` calls for; on success nothing is sent yet (the caller
     /// sends AuthenticationOk once the database is known to exist).
     pub(crate) async fn authenticate(

@@ -9,7 +9,7 @@ use crate::state::Shared;
 /// is dropped silently, as PostgreSQL does.
 pub(super) async fn forward_cancel(shared: &Shared, pid: u32, secret: u32) {
     // Counted as in flight until delivered: the client's server is not given to anyone else
-    // before then (see `Attached::detach_cancel`).
+    // before then (see `PoolClient::detach_cancel`).
     let Some((target, _in_flight)) = shared.cancels.begin(pid, secret) else {
         return;
     };

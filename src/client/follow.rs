@@ -8,7 +8,7 @@
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::attach::Attached;
+use super::attach::PoolClient;
 use super::ClientError;
 use crate::server::{apply, capture, Applied, ServerConn, ServerError};
 
@@ -23,7 +23,7 @@ pub(super) enum ApplyError {
 /// Gives `server` exactly the client's settings, and tells the client of every reported
 /// value that changed on the way.
 pub(super) async fn apply_to(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     server: &mut ServerConn,
 ) -> Result<(), ApplyError> {
     match apply(server, &c.settings.values).await {
@@ -41,7 +41,7 @@ pub(super) async fn apply_to(
 /// startup parameter the client RESET gets its startup value back at once, and the client is
 /// told of it.
 pub(super) async fn read_back(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     server: &mut ServerConn,
 ) -> Result<(), ClientError> {
     // Custom settings it holds (from startup, or read back before) must be read back too.
@@ -77,7 +77,7 @@ pub(super) async fn read_back(
 
 /// Records why the client is pinned ("" when it is not) where SHOW CLIENTS and the metrics
 /// see it, with a log line at each change.
-fn set_pins(c: &mut Attached<'_>, pins: Vec<String>) {
+fn set_pins(c: &mut PoolClient<'_>, pins: Vec<String>) {
     if pins == c.settings.pins {
         return;
     }
@@ -100,7 +100,7 @@ fn set_pins(c: &mut Attached<'_>, pins: Vec<String>) {
 
 /// ParameterStatus for every reported value the server now holds that the client has not
 /// been told: pgsluice changed them for it (Postgres sends ParameterStatus at any time).
-async fn tell_changes(c: &mut Attached<'_>, server: &mut ServerConn) -> std::io::Result<()> {
+async fn tell_changes(c: &mut PoolClient<'_>, server: &mut ServerConn) -> std::io::Result<()> {
     let mut out = BytesMut::new();
     c.settings.report_changes(&server.params, &mut out);
     if !out.is_empty() {

@@ -36,7 +36,7 @@ use crate::protocol::startup::{database, protocol_options, user};
 use crate::server::Credential;
 use crate::state::Shared;
 use crate::tls::TlsPeer;
-use startup::Opening;
+use startup::FirstPacket;
 
 /// Serves one accepted connection to its end.
 pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: String) {
@@ -73,7 +73,7 @@ async fn handle(
     let p = &config.pooler;
     let tls = shared.tls();
     let mut buf = BytesMut::new();
-    let arrival = startup::Arrival {
+    let arrival = startup::ClientTransport {
         tls: &tls.client,
         unix: peer == "unix",
     };
@@ -83,7 +83,7 @@ async fn handle(
     let login = Box::pin(async {
         match startup::read_opening(stream, &mut buf, &arrival).await? {
             (
-                Opening::Cancel {
+                FirstPacket::Cancel {
                     process_id,
                     secret_key,
                 },
@@ -92,8 +92,8 @@ async fn handle(
                 cancel::forward_cancel(shared, process_id, secret_key).await;
                 Ok(None)
             }
-            (Opening::Startup { minor, params }, tls_peer) => {
-                let opened = Opened {
+            (FirstPacket::Startup { minor, params }, tls_peer) => {
+                let opened = StartupRequest {
                     minor,
                     params,
                     tls: tls_peer,
@@ -123,13 +123,13 @@ async fn handle(
     }
     let logged_in = match login? {
         None => return Ok(()),
-        Some(Login::Console(role)) => {
+        Some(LoginOutcome::Console(role)) => {
             let key = shared.cancels.issue(p.peer_id);
             let result = Box::pin(admin::serve(shared, stream, buf, role, key)).await;
             shared.cancels.forget(key);
             return result.map_err(ClientError::Io);
         }
-        Some(Login::Pooled(logged_in)) => logged_in,
+        Some(LoginOutcome::Pooled(logged_in)) => logged_in,
     };
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
@@ -138,7 +138,7 @@ async fn handle(
         config.pin_session_state_for(&logged_in.pool.key.database, &logged_in.user);
     let read_back_always =
         config.session_read_back_always_for(&logged_in.pool.key.database, &logged_in.user);
-    let attached = attach::Attached {
+    let attached = attach::PoolClient {
         pin_session_state,
         read_back_always,
         shared,
@@ -161,8 +161,9 @@ async fn handle(
     };
     let result = match logged_in.mode {
         PoolMode::Session => Box::pin(session::run(attached)).await,
-        PoolMode::Transaction => transaction::run(attached, false).await,
-        PoolMode::Statement => transaction::run(attached, true).await,
+        mode @ (PoolMode::Transaction | PoolMode::Statement) => {
+            transaction::run(attached, mode).await
+        }
     };
     shared.cancels.forget(logged_in.cancel_key);
     result
@@ -172,8 +173,8 @@ async fn handle(
 const CONSOLE_DATABASES: [&str; 2] = ["pgsluice", "pgbouncer"];
 
 /// Where a logged-in client goes.
-enum Login {
-    Pooled(LoggedIn),
+enum LoginOutcome {
+    Pooled(PoolLogin),
     Console(admin::Role),
 }
 
@@ -195,7 +196,7 @@ fn console_role(p: &crate::config::PoolerSettings, user: &str) -> Result<admin::
     }
 }
 
-struct LoggedIn {
+struct PoolLogin {
     /// Keeps the client in SHOW CLIENTS while it lives.
     registration: Registration,
     pool: Arc<crate::pool::Pool>,
@@ -208,7 +209,7 @@ struct LoggedIn {
 }
 
 /// A StartupMessage and the TLS it arrived over.
-struct Opened {
+struct StartupRequest {
     minor: u16,
     params: Vec<(String, String)>,
     tls: Option<TlsPeer>,
@@ -218,11 +219,11 @@ async fn log_in(
     shared: &Shared,
     stream: &mut BoxStream,
     buf: &mut BytesMut,
-    opened: Opened,
+    opened: StartupRequest,
     peer: &str,
     id: u64,
-) -> Result<Login, ClientError> {
-    let Opened { minor, params, tls } = opened;
+) -> Result<LoginOutcome, ClientError> {
+    let StartupRequest { minor, params, tls } = opened;
     let config = shared.config();
     let p = &config.pooler;
     let user = user(&params).unwrap_or_default().to_string();
@@ -244,7 +245,7 @@ async fn log_in(
     let session_params = session_params(&params, &p.ignore_startup_parameters)?;
 
     let userlist = p.auth_file.as_ref().map(|_| shared.userlist());
-    let authenticated = auth::Login {
+    let authenticated = auth::AuthExchange {
         stream,
         buf,
         user: &user,
@@ -255,7 +256,7 @@ async fn log_in(
     .await?;
 
     if CONSOLE_DATABASES.contains(&database.as_str()) {
-        return console_role(p, &user).map(Login::Console);
+        return console_role(p, &user).map(LoginOutcome::Console);
     }
     let db = config
         .database(&database)
@@ -297,7 +298,7 @@ async fn log_in(
             .lock()
             .expect("info lock") = name.clone();
     }
-    Ok(Login::Pooled(LoggedIn {
+    Ok(LoginOutcome::Pooled(PoolLogin {
         registration,
         pool,
         user: user.clone(),

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::attach::{Attached, Event};
+use super::attach::{Event, PoolClient};
 use super::ClientError;
 use crate::pool::Lease;
 use crate::protocol::sqlstate;
@@ -22,7 +22,7 @@ use crate::state::Shared;
 /// A cancel still on its way to a pinned client's server can only reach that client's own
 /// next query, as on a direct connection.
 pub(super) async fn after_transaction(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     lease: Lease,
     cancels_quiet: bool,
 ) -> Option<Lease> {
@@ -33,7 +33,8 @@ pub(super) async fn after_transaction(
         tracing::info!("closing server: a cancel for its last client may still land");
         lease.discard();
     } else if c.shared.config().pooler.server_reset_query_always {
-        release(c.shared, lease, Tracker::default(), true, false).await;
+        let (cut, left) = (ClientLeft::BetweenMessages, Leftover::Transaction);
+        release(c.shared, lease, Tracker::default(), cut, left).await;
     } else {
         let pool = lease.pool().clone();
         pool.checkin(lease);
@@ -48,7 +49,7 @@ pub(super) async fn after_transaction(
 /// `cancels_quiet` is `detach_cancel`'s answer: when a cancel may still land, the server
 /// is closed rather than reset and pooled.
 pub(super) async fn settle(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
@@ -64,7 +65,7 @@ pub(super) async fn settle(
 }
 
 async fn settle_event(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
@@ -114,10 +115,18 @@ async fn settle_event(
         Event::Killed => Err(ClientError::Killed),
     };
     if cancels_quiet {
-        let clean = c.pump.is_clean();
+        let cut = if c.pump.is_clean() {
+            ClientLeft::BetweenMessages
+        } else {
+            ClientLeft::MidMessage
+        };
         // Transaction pooling: state the client left may be more than a transaction.
-        let session_state = !c.settings.pins.is_empty() || c.settings.effects.changed;
-        release(c.shared, lease, tracker, clean, session_state).await;
+        let left = if !c.settings.pins.is_empty() || c.settings.effects.changed {
+            Leftover::SessionState
+        } else {
+            Leftover::Transaction
+        };
+        release(c.shared, lease, tracker, cut, left).await;
     } else {
         tracing::info!("closing server: a cancel for its last client may still land");
         lease.discard();
@@ -125,16 +134,32 @@ async fn settle_event(
     result
 }
 
+/// Where in its stream of messages the client left its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientLeft {
+    /// Everything it sent was whole.
+    BetweenMessages,
+    /// Part of a message may be at the server: the server cannot be reset, only closed.
+    MidMessage,
+}
+
+/// What the client may have left on the server besides an unfinished transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leftover {
+    /// At most a transaction, which the reset rolls back.
+    Transaction,
+    /// Session state (a lock, a temporary table, settings): only server_reset_query clears
+    /// it, and without one the server is closed.
+    SessionState,
+}
+
 /// Resets the server for the next client and pools it, or closes it if that fails.
-/// `session_state`: the server may hold session state of the client beyond its transaction
-/// (a lock, a temporary table, settings): only server_reset_query can clear it, and without
-/// one the server is closed.
 pub(super) async fn release(
     shared: &Shared,
     mut lease: Lease,
     tracker: Tracker,
-    client_side_clean: bool,
-    session_state: bool,
+    cut: ClientLeft,
+    left: Leftover,
 ) {
     let config = shared.config();
     let p = &config.pooler;
@@ -145,7 +170,7 @@ pub(super) async fn release(
     };
     let server = lease.server();
     let (id, age) = (server.id, server.connected_at.elapsed());
-    if session_state && p.server_reset_query.trim().is_empty() {
+    if left == Leftover::SessionState && p.server_reset_query.trim().is_empty() {
         tracing::info!(
             server = id,
             ?age,
@@ -154,6 +179,7 @@ pub(super) async fn release(
         lease.discard();
         return;
     }
+    let client_side_clean = cut == ClientLeft::BetweenMessages;
     let reset = reset_for_next_client(server, tracker, client_side_clean, &p.server_reset_query);
     match tokio::time::timeout(limit, reset).await {
         Ok(Ok(())) => {

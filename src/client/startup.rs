@@ -22,7 +22,7 @@ use crate::tls::{ClientTls, TlsPeer};
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
 /// What a new connection asked for.
-pub(crate) enum Opening {
+pub(crate) enum FirstPacket {
     Startup {
         minor: u16,
         params: Vec<(String, String)>,
@@ -34,7 +34,7 @@ pub(crate) enum Opening {
 }
 
 /// How the connection arrived, for the TLS decisions.
-pub(crate) struct Arrival<'a> {
+pub(crate) struct ClientTransport<'a> {
     pub(crate) tls: &'a ClientTls,
     /// Unix-socket connections never use TLS and are not refused for lacking it.
     pub(crate) unix: bool,
@@ -45,8 +45,8 @@ pub(crate) struct Arrival<'a> {
 pub(crate) async fn read_opening(
     stream: &mut BoxStream,
     buf: &mut BytesMut,
-    arrival: &Arrival<'_>,
-) -> Result<(Opening, Option<TlsPeer>), ClientError> {
+    arrival: &ClientTransport<'_>,
+) -> Result<(FirstPacket, Option<TlsPeer>), ClientError> {
     let mut peer: Option<TlsPeer> = None;
     loop {
         if peer.is_none() && buf.first() == Some(&TLS_HANDSHAKE_RECORD) {
@@ -84,7 +84,7 @@ pub(crate) async fn read_opening(
                         process_id,
                         secret_key,
                     } => {
-                        let opening = Opening::Cancel {
+                        let opening = FirstPacket::Cancel {
                             process_id,
                             secret_key,
                         };
@@ -94,7 +94,7 @@ pub(crate) async fn read_opening(
                         if peer.is_none() && !arrival.unix && arrival.tls.mode >= SslMode::Require {
                             return Err(ssl_required(arrival.tls.mode));
                         }
-                        return Ok((Opening::Startup { minor, params }, peer));
+                        return Ok((FirstPacket::Startup { minor, params }, peer));
                     }
                 }
             }
@@ -113,7 +113,7 @@ pub(crate) async fn read_opening(
 async fn direct_tls(
     stream: &mut BoxStream,
     buf: &mut BytesMut,
-    arrival: &Arrival<'_>,
+    arrival: &ClientTransport<'_>,
 ) -> Result<TlsPeer, ClientError> {
     if arrival.unix || !arrival.tls.enabled() {
         return Err(ClientError::DirectTlsRefused {

@@ -11,25 +11,27 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use super::attach::{Attached, Event};
+use super::attach::{Event, PoolClient};
 use super::follow::{self, ApplyError};
-use super::settle::{after_transaction, settle};
+use super::settle::{after_transaction, settle, ClientLeft, Leftover};
 use super::ClientError;
+use crate::config::PoolMode;
 use crate::net::pump::{Paused, Verdict};
 use crate::pool::{Lease, PoolError};
 use crate::protocol::backend::{self, Severity};
 use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{frontend_must_buffer, Tracker, TX_IDLE};
-use crate::relay::{RelayEnd, Rules};
+use crate::relay::{RelayEnd, RelayStops};
 use crate::state::Shutdown;
 
-pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(), ClientError> {
+/// Serves a client of a transaction or statement pool (`mode`) until it leaves.
+pub(super) async fn run(mut c: PoolClient<'_>, mode: PoolMode) -> Result<(), ClientError> {
     Box::pin(greet(&mut c)).await?;
 
     let mut shutdown = c.shared.shutdown_state();
-    let rules = Rules {
+    let stops = RelayStops {
         stop_at_idle: true,
-        forbid_transactions: statement_mode,
+        refuse_transaction_blocks: mode == PoolMode::Statement,
     };
     // The server of a pinned client, between its requests.
     let mut pinned: Option<Lease> = None;
@@ -41,7 +43,7 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
         }
         // Boxed: the request's futures (checkout, relay, settle) are several KiB, and an idle
         // client should not carry them; one allocation per request buys ~6 KiB per idle client.
-        match Box::pin(serve_request(&mut c, rules, pinned.take())).await {
+        match Box::pin(serve_request(&mut c, stops, pinned.take())).await {
             Served::Next => {}
             Served::Pinned(lease) => pinned = Some(*lease),
             Served::End(result) => break result,
@@ -49,7 +51,8 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
     };
     if let Some(lease) = pinned {
         // Its session state (a lock, a temporary table...) must not reach the next client.
-        super::settle::release(c.shared, lease, Tracker::default(), true, true).await;
+        let (cut, left) = (ClientLeft::BetweenMessages, Leftover::SessionState);
+        super::settle::release(c.shared, lease, Tracker::default(), cut, left).await;
     }
     result
 }
@@ -57,7 +60,7 @@ pub(super) async fn run(mut c: Attached<'_>, statement_mode: bool) -> Result<(),
 /// Greets the client with the ParameterStatus values of its session: learnt from earlier
 /// logins when every startup value is known, so no server is needed; otherwise from a server
 /// its startup parameters are applied on (which teaches them), which then goes back.
-async fn greet(c: &mut Attached<'_>) -> Result<(), ClientError> {
+async fn greet(c: &mut PoolClient<'_>) -> Result<(), ClientError> {
     let reports = &c.pool.login_reports;
     if let Some(report) = reports.report(&c.settings.values) {
         return c.greet_with(&report).await;
@@ -85,7 +88,11 @@ enum Served {
 }
 
 /// Serves one request on the client's pinned server, or on a server checked out for it.
-async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Lease>) -> Served {
+async fn serve_request(
+    c: &mut PoolClient<'_>,
+    stops: RelayStops,
+    mut pinned: Option<Lease>,
+) -> Served {
     // Servers found dead before any byte of the request reached them, in a row.
     let mut dead_in_a_row = 0;
     loop {
@@ -108,7 +115,7 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Le
         let sent_before = c.pump.written();
         let mut tracker = Tracker::default();
         let event = c
-            .relay_until_event(lease.server(), &mut tracker, rules, true)
+            .relay_until_event(lease.server(), &mut tracker, stops, true)
             .await;
         let no_cancel_pending = c.detach_cancel(lease.server()).await;
         c.unlink(lease.server());
@@ -147,7 +154,7 @@ async fn serve_request(c: &mut Attached<'_>, rules: Rules, mut pinned: Option<Le
 /// A server from the pool with the client's settings applied. Ok(None) when it turned out
 /// dead and another should be tried; Err with how the request ends otherwise.
 async fn checkout_and_apply(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     dead_in_a_row: &mut u32,
 ) -> Result<Option<Lease>, Served> {
     let mut lease = match c.checkout().await {
@@ -163,7 +170,8 @@ async fn checkout_and_apply(
     match follow::apply_to(c, lease.server()).await {
         Ok(()) => Ok(Some(lease)),
         Err(ApplyError::Refused { code, message }) => {
-            super::settle::release(c.shared, lease, Tracker::default(), true, false).await;
+            let (cut, left) = (ClientLeft::BetweenMessages, Leftover::Transaction);
+            super::settle::release(c.shared, lease, Tracker::default(), cut, left).await;
             Err(Served::End(Err(ClientError::Rejected { code, message })))
         }
         Err(ApplyError::Server(e)) if *dead_in_a_row < MAX_DEAD_IN_A_ROW => {
@@ -184,7 +192,7 @@ const MAX_DEAD_IN_A_ROW: u32 = 3;
 /// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
 /// a client that sent half a message and stalled is closed by it (57P05), as an idle one.
 async fn wait_for_request(
-    c: &mut Attached<'_>,
+    c: &mut PoolClient<'_>,
     shutdown: &mut watch::Receiver<Shutdown>,
 ) -> Result<bool, ClientError> {
     let idle = c.timeouts.client_idle;
@@ -218,7 +226,7 @@ async fn sleep_or_forever(limit: Duration) {
 
 /// Answers a request no server could be found for: ERROR 53300, the request's messages
 /// (through its Query or Sync) discarded, then ReadyForQuery so the client may retry.
-async fn refuse_request(c: &mut Attached<'_>, error: &PoolError) -> Result<(), ClientError> {
+async fn refuse_request(c: &mut PoolClient<'_>, error: &PoolError) -> Result<(), ClientError> {
     c.shared.counters.error_sent(error.sqlstate());
     let mut out = BytesMut::new();
     backend::error_response(

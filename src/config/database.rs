@@ -9,7 +9,7 @@ use toml::Table;
 
 use super::error::ConfigProblem;
 use super::kinds::PoolMode;
-use super::reader::{self as r, Section};
+use super::reader::{self, Section};
 
 /// Every key a [databases.<name>] section accepts.
 pub const DATABASE_KEYS: &[&str] = &[
@@ -140,23 +140,23 @@ impl DatabaseSettings {
     pub fn read(path: String, table: &Table, problems: &mut Vec<ConfigProblem>) -> Self {
         let mut s = DatabaseSettings::default();
         let mut sec = Section::new(path, table, DATABASE_KEYS, problems);
-        sec.set("host", &mut s.host, r::non_empty_string);
-        sec.set("port", &mut s.port, r::port);
-        s.dbname = sec.read("dbname", r::non_empty_string);
-        s.user = sec.read("user", r::non_empty_string);
-        s.password = sec.read("password", r::string);
-        s.pool_size = sec.read("pool_size", r::positive);
-        s.min_pool_size = sec.read("min_pool_size", r::count);
-        s.reserve_pool = sec.read("reserve_pool", r::count);
-        s.pool_mode = sec.read("pool_mode", r::keyword);
-        s.pin_session_state = sec.read("pin_session_state", r::boolean);
-        s.session_read_back_always = sec.read("session_read_back_always", r::boolean);
-        s.max_db_connections = sec.read("max_db_connections", r::count);
-        s.max_db_client_connections = sec.read("max_db_client_connections", r::count);
+        sec.set("host", &mut s.host, reader::non_empty_string);
+        sec.set("port", &mut s.port, reader::port);
+        s.dbname = sec.read("dbname", reader::non_empty_string);
+        s.user = sec.read("user", reader::non_empty_string);
+        s.password = sec.read("password", reader::string);
+        s.pool_size = sec.read("pool_size", reader::positive);
+        s.min_pool_size = sec.read("min_pool_size", reader::count);
+        s.reserve_pool = sec.read("reserve_pool", reader::count);
+        s.pool_mode = sec.read("pool_mode", reader::keyword);
+        s.pin_session_state = sec.read("pin_session_state", reader::boolean);
+        s.session_read_back_always = sec.read("session_read_back_always", reader::boolean);
+        s.max_db_connections = sec.read("max_db_connections", reader::count);
+        s.max_db_client_connections = sec.read("max_db_client_connections", reader::count);
         s.connect_query = sec
-            .read("connect_query", r::string)
+            .read("connect_query", reader::string)
             .filter(|q| !q.trim().is_empty());
-        s.application_name = sec.read("application_name", r::string);
+        s.application_name = sec.read("application_name", reader::string);
         s
     }
 }
@@ -188,16 +188,16 @@ impl UserSettings {
     pub fn read(path: String, table: &Table, problems: &mut Vec<ConfigProblem>) -> Self {
         let mut sec = Section::new(path, table, USER_KEYS, problems);
         UserSettings {
-            pool_mode: sec.read("pool_mode", r::keyword),
-            pin_session_state: sec.read("pin_session_state", r::boolean),
-            session_read_back_always: sec.read("session_read_back_always", r::boolean),
-            pool_size: sec.read("pool_size", r::positive),
-            max_user_connections: sec.read("max_user_connections", r::count),
-            max_user_client_connections: sec.read("max_user_client_connections", r::count),
-            query_timeout: sec.read("query_timeout", r::duration),
-            idle_transaction_timeout: sec.read("idle_transaction_timeout", r::duration),
-            transaction_timeout: sec.read("transaction_timeout", r::duration),
-            client_idle_timeout: sec.read("client_idle_timeout", r::duration),
+            pool_mode: sec.read("pool_mode", reader::keyword),
+            pin_session_state: sec.read("pin_session_state", reader::boolean),
+            session_read_back_always: sec.read("session_read_back_always", reader::boolean),
+            pool_size: sec.read("pool_size", reader::positive),
+            max_user_connections: sec.read("max_user_connections", reader::count),
+            max_user_client_connections: sec.read("max_user_client_connections", reader::count),
+            query_timeout: sec.read("query_timeout", reader::duration),
+            idle_transaction_timeout: sec.read("idle_transaction_timeout", reader::duration),
+            transaction_timeout: sec.read("transaction_timeout", reader::duration),
+            client_idle_timeout: sec.read("client_idle_timeout", reader::duration),
         }
     }
 }

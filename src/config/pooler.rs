@@ -10,7 +10,7 @@ use toml::Table;
 
 use super::error::ConfigProblem;
 use super::kinds::{AuthType, LogFormat, PoolMode};
-use super::reader::{self as r, Section};
+use super::reader::{self, Section};
 use super::tls::TlsSettings;
 
 /// Every key [pooler] accepts, in the order pooler.toml.example documents them.
@@ -259,7 +259,7 @@ impl PoolerSettings {
             ("server_check_query", &mut self.server_check_query),
         ];
         for (key, target) in strings {
-            sec.set(key, target, r::string);
+            sec.set(key, target, reader::string);
         }
         let lists: [(&str, &mut Vec<String>); 5] = [
             ("listen_addr", &mut self.listen_addr),
@@ -272,7 +272,7 @@ impl PoolerSettings {
             ),
         ];
         for (key, target) in lists {
-            sec.set(key, target, r::string_list);
+            sec.set(key, target, reader::string_list);
         }
         let booleans: [(&str, &mut bool); 8] = [
             (
@@ -294,7 +294,7 @@ impl PoolerSettings {
             ("log_pooler_errors", &mut self.log_pooler_errors),
         ];
         for (key, target) in booleans {
-            sec.set(key, target, r::boolean);
+            sec.set(key, target, reader::boolean);
         }
         let counts: [(&str, &mut usize); 9] = [
             ("min_pool_size", &mut self.min_pool_size),
@@ -320,7 +320,7 @@ impl PoolerSettings {
             ),
         ];
         for (key, target) in counts {
-            sec.set(key, target, r::count);
+            sec.set(key, target, reader::count);
         }
     }
 
@@ -348,38 +348,46 @@ impl PoolerSettings {
             ("stats_period", &mut self.stats_period),
         ];
         for (key, target) in durations {
-            sec.set(key, target, r::duration);
+            sec.set(key, target, reader::duration);
         }
     }
 
     /// Keys with their own range or vocabulary.
     fn read_special(&mut self, sec: &mut Section) {
-        sec.set("listen_port", &mut self.listen_port, r::port);
-        sec.set("unix_socket_mode", &mut self.unix_socket_mode, r::file_mode);
-        sec.set("pool_mode", &mut self.pool_mode, r::keyword);
-        sec.set("auth_type", &mut self.auth_type, r::keyword);
-        sec.set("log_format", &mut self.log_format, r::keyword);
+        sec.set("listen_port", &mut self.listen_port, reader::port);
+        sec.set(
+            "unix_socket_mode",
+            &mut self.unix_socket_mode,
+            reader::file_mode,
+        );
+        sec.set("pool_mode", &mut self.pool_mode, reader::keyword);
+        sec.set("auth_type", &mut self.auth_type, reader::keyword);
+        sec.set("log_format", &mut self.log_format, reader::keyword);
         // Zero clients or a zero-size pool would make pgsluice refuse every query.
-        sec.set("max_client_conn", &mut self.max_client_conn, r::positive);
+        sec.set(
+            "max_client_conn",
+            &mut self.max_client_conn,
+            reader::positive,
+        );
         sec.set(
             "default_pool_size",
             &mut self.default_pool_size,
-            r::positive,
+            reader::positive,
         );
-        let max_packet = r::int_in(1024, MAX_MESSAGE_LENGTH);
+        let max_packet = reader::int_in(1024, MAX_MESSAGE_LENGTH);
         sec.set("max_packet_size", &mut self.max_packet_size, |v| {
             max_packet(v).map(|n| n as usize)
         });
-        let pkt_buf = r::int_in(512, MAX_MESSAGE_LENGTH);
+        let pkt_buf = reader::int_in(512, MAX_MESSAGE_LENGTH);
         sec.set("pkt_buf", &mut self.pkt_buf, |v| {
             pkt_buf(v).map(|n| n as usize)
         });
         // PgBouncer limits peer_id to 14 bits: it shares the cancel key with a random part.
-        let peer_id = r::int_in(0, 16383);
+        let peer_id = reader::int_in(0, 16383);
         sec.set("peer_id", &mut self.peer_id, |v| {
             peer_id(v).map(|n| n as u16)
         });
-        let verbose = r::int_in(0, 255);
+        let verbose = reader::int_in(0, 255);
         sec.set("verbose", &mut self.verbose, |v| {
             verbose(v).map(|n| n as u8)
         });
@@ -387,7 +395,7 @@ impl PoolerSettings {
 
     /// Runs after auth_type is known, which decides whether an empty auth_file is a mistake.
     fn read_auth_file(&mut self, sec: &mut Section, base_dir: &Path) {
-        let Some(file) = sec.read("auth_file", r::string) else {
+        let Some(file) = sec.read("auth_file", reader::string) else {
             return;
         };
         if !file.trim().is_empty() {

@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use super::error::ConfigProblem;
 use super::kinds::{AuthType, SslMode};
-use super::reader::{self as r, Section};
+use super::reader::{self, Section};
 
 /// The TLS keys, in pooler.toml.example order.
 #[rustfmt::skip]
@@ -141,22 +141,22 @@ impl TlsSettings {
         sec.set(
             "client_tls_sslmode",
             &mut self.client_tls_sslmode,
-            r::keyword,
+            reader::keyword,
         );
         sec.set(
             "server_tls_sslmode",
             &mut self.server_tls_sslmode,
-            r::keyword,
+            reader::keyword,
         );
         sec.set(
             "client_tls_protocols",
             &mut self.client_tls_protocols,
-            r::keyword,
+            reader::keyword,
         );
         sec.set(
             "server_tls_protocols",
             &mut self.server_tls_protocols,
-            r::keyword,
+            reader::keyword,
         );
         let files: [(&str, &mut Option<PathBuf>); 6] = [
             ("client_tls_cert_file", &mut self.client_tls_cert_file),
@@ -167,7 +167,7 @@ impl TlsSettings {
             ("server_tls_key_file", &mut self.server_tls_key_file),
         ];
         for (key, target) in files {
-            if let Some(file) = sec.read(key, r::string) {
+            if let Some(file) = sec.read(key, reader::string) {
                 let file = file.trim();
                 *target = (!file.is_empty()).then(|| base_dir.join(file));
             }

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::names as n;
+use super::names;
 use super::{Exporter, Labels};
 use crate::live::{ConnState, PoolHistograms};
 use crate::server::PIN_REASONS;
@@ -32,7 +32,7 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
             ("idle", ConnState::Idle),
         ] {
             let count = mine.iter().filter(|c| c.state() == st).count();
-            e.gauge(n::CLIENTS, &with("state", state), count as f64);
+            e.gauge(names::CLIENTS, &with("state", state), count as f64);
         }
         for reason in PIN_REASONS {
             let count = mine
@@ -43,38 +43,38 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
                         .is_ok_and(|p| p.split(", ").any(|r| r == reason))
                 })
                 .count();
-            e.gauge(n::CLIENTS_PINNED, &with("reason", reason), count as f64);
+            e.gauge(names::CLIENTS_PINNED, &with("reason", reason), count as f64);
         }
         let max_wait = mine.iter().map(|c| c.wait()).max().unwrap_or_default();
-        e.gauge(n::MAX_WAIT, &labels, max_wait.as_secs_f64());
+        e.gauge(names::MAX_WAIT, &labels, max_wait.as_secs_f64());
         let counts = pool.counts();
         let active = servers
             .iter()
             .filter(|s| s.database == db && s.user == user && s.state() == ConnState::Active)
             .count();
-        e.gauge(n::SERVERS, &with("state", "active"), active as f64);
-        e.gauge(n::SERVERS, &with("state", "idle"), counts.idle as f64);
+        e.gauge(names::SERVERS, &with("state", "active"), active as f64);
+        e.gauge(names::SERVERS, &with("state", "idle"), counts.idle as f64);
         let login = counts.open.saturating_sub(active + counts.idle);
-        e.gauge(n::SERVERS, &with("state", "login"), login as f64);
-        e.gauge(n::POOL_SIZE, &labels, pool.settings().size as f64);
+        e.gauge(names::SERVERS, &with("state", "login"), login as f64);
+        e.gauge(names::POOL_SIZE, &labels, pool.settings().size as f64);
         let s = &pool.stats;
         let t = s.totals();
-        e.counter(n::TRANSACTIONS, &labels, t.xact_count);
-        e.counter(n::QUERIES, &labels, t.query_count);
-        e.counter(n::RECEIVED_BYTES, &labels, t.bytes_received);
-        e.counter(n::SENT_BYTES, &labels, t.bytes_sent);
+        e.counter(names::TRANSACTIONS, &labels, t.xact_count);
+        e.counter(names::QUERIES, &labels, t.query_count);
+        e.counter(names::RECEIVED_BYTES, &labels, t.bytes_received);
+        e.counter(names::SENT_BYTES, &labels, t.bytes_sent);
         e.counter(
-            n::SERVERS_OPENED,
+            names::SERVERS_OPENED,
             &labels,
             s.servers_opened.load(Ordering::Relaxed),
         );
         e.counter(
-            n::SERVER_LOGIN_FAILURES,
+            names::SERVER_LOGIN_FAILURES,
             &labels,
             s.server_login_failures.load(Ordering::Relaxed),
         );
         e.counter(
-            n::WAIT_TIMEOUTS,
+            names::WAIT_TIMEOUTS,
             &labels,
             s.wait_timeouts.load(Ordering::Relaxed),
         );
@@ -84,24 +84,24 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
             .map(|m| m.clone())
             .unwrap_or_default()
         {
-            e.counter(n::SERVERS_CLOSED, &with("reason", reason), count);
+            e.counter(names::SERVERS_CLOSED, &with("reason", reason), count);
         }
     }
     for name in config.databases.keys() {
         let labels: Labels = vec![("database", name.clone())];
         e.gauge(
-            n::MAX_DB_CONNECTIONS,
+            names::MAX_DB_CONNECTIONS,
             &labels,
             config.max_db_connections_for(name) as f64,
         );
     }
     e.gauge(
-        n::MAX_CLIENT_CONN,
+        names::MAX_CLIENT_CONN,
         &Vec::new(),
         config.pooler.max_client_conn as f64,
     );
     e.gauge(
-        n::CLIENT_CONNECTIONS,
+        names::CLIENT_CONNECTIONS,
         &Vec::new(),
         shared.clients.load(Ordering::Relaxed) as f64,
     );
@@ -109,8 +109,16 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
     let tls_count = |conns: &[std::sync::Arc<crate::live::ConnInfo>]| {
         conns.iter().filter(|c| !c.tls.is_empty()).count() as f64
     };
-    e.gauge(n::TLS_CLIENT_CONNECTIONS, &Vec::new(), tls_count(&clients));
-    e.gauge(n::TLS_SERVER_CONNECTIONS, &Vec::new(), tls_count(&servers));
+    e.gauge(
+        names::TLS_CLIENT_CONNECTIONS,
+        &Vec::new(),
+        tls_count(&clients),
+    );
+    e.gauge(
+        names::TLS_SERVER_CONNECTIONS,
+        &Vec::new(),
+        tls_count(&servers),
+    );
     process_counters(shared, e);
 }
 
@@ -122,7 +130,7 @@ fn forced(config: &crate::config::Config, db: &str, user: &str) -> bool {
 fn process_counters(shared: &Shared, e: &Exporter) {
     let p = &shared.counters;
     e.counter(
-        n::CLIENT_LOGINS,
+        names::CLIENT_LOGINS,
         &Vec::new(),
         p.logins.load(Ordering::Relaxed),
     );
@@ -132,11 +140,19 @@ fn process_counters(shared: &Shared, e: &Exporter) {
         .map(|m| m.clone())
         .unwrap_or_default()
     {
-        e.counter(n::CLIENT_LOGIN_FAILURES, &vec![("sqlstate", code)], count);
+        e.counter(
+            names::CLIENT_LOGIN_FAILURES,
+            &vec![("sqlstate", code)],
+            count,
+        );
     }
     let client_errors = p.client_errors.lock().map(|m| m.clone());
     for (kind, count) in client_errors.unwrap_or_default() {
-        e.counter(n::CLIENT_ERRORS, &vec![("kind", kind.to_string())], count);
+        e.counter(
+            names::CLIENT_ERRORS,
+            &vec![("kind", kind.to_string())],
+            count,
+        );
     }
     let mut errors = p.errors.lock().map(|m| m.clone()).unwrap_or_default();
     for pool in shared.pools.all() {
@@ -151,13 +167,13 @@ fn process_counters(shared: &Shared, e: &Exporter) {
         }
     }
     for (class, count) in errors {
-        e.counter(n::ERRORS, &vec![("class", class)], count);
+        e.counter(names::ERRORS, &vec![("class", class)], count);
     }
     let c = shared.statement_counters.snapshot();
-    e.counter(n::PREPARED_CLIENT_PARSES, &Vec::new(), c.client_parses);
-    e.counter(n::PREPARED_SERVER_PARSES, &Vec::new(), c.server_parses);
-    e.counter(n::PREPARED_BINDS, &Vec::new(), c.binds);
-    e.counter(n::PREPARED_EVICTIONS, &Vec::new(), c.evictions);
+    e.counter(names::PREPARED_CLIENT_PARSES, &Vec::new(), c.client_parses);
+    e.counter(names::PREPARED_SERVER_PARSES, &Vec::new(), c.server_parses);
+    e.counter(names::PREPARED_BINDS, &Vec::new(), c.binds);
+    e.counter(names::PREPARED_EVICTIONS, &Vec::new(), c.evictions);
 }
 
 /// Appends the duration histograms of every pool, one family at a time (the exposition
@@ -168,9 +184,9 @@ pub(crate) fn render_histograms<'a>(
 ) {
     type Pick = fn(&PoolHistograms) -> &crate::histogram::DurationHistogram;
     let families: [(&str, Pick); 3] = [
-        (n::WAIT_SECONDS, |h| &h.wait),
-        (n::TRANSACTION_SECONDS, |h| &h.transaction),
-        (n::QUERY_SECONDS, |h| &h.query),
+        (names::WAIT_SECONDS, |h| &h.wait),
+        (names::TRANSACTION_SECONDS, |h| &h.transaction),
+        (names::QUERY_SECONDS, |h| &h.query),
     ];
     for (name, pick) in families {
         let mut typed = false;
@@ -180,7 +196,9 @@ pub(crate) fn render_histograms<'a>(
                 continue;
             }
             if !typed {
-                if let Some((_, _, help)) = n::HELP.iter().find(|(metric, _, _)| *metric == name) {
+                if let Some((_, _, help)) =
+                    names::HELP.iter().find(|(metric, _, _)| *metric == name)
+                {
                     out.push_str(&format!("# HELP {name} {help}\n"));
                 }
                 out.push_str(&format!("# TYPE {name} histogram\n"));

@@ -11,7 +11,7 @@ use std::task::{ready, Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::protocol::scanner::{Scanner, Step};
+use crate::protocol::scanner::{Scanned, Scanner};
 use crate::protocol::ProtocolError;
 
 /// What the handler decides for one message.
@@ -197,7 +197,7 @@ impl Pump {
     {
         while !(self.stop_pending && self.scanner.at_boundary()) {
             match self.scanner.step(&self.buf[self.ready..], must_buffer)? {
-                Step::Whole { tag, body, len } => match handler(tag, Some(body)) {
+                Scanned::Whole { tag, body, len } => match handler(tag, Some(body)) {
                     Verdict::Forward => self.ready += len,
                     Verdict::ForwardThenStop => {
                         self.ready += len;
@@ -218,7 +218,7 @@ impl Pump {
                         break;
                     }
                 },
-                Step::Start { tag, consumed } => match handler(tag, None) {
+                Scanned::Start { tag, consumed } => match handler(tag, None) {
                     Verdict::Forward => self.ready += consumed,
                     Verdict::InsertBefore(bytes) => {
                         // Not taken after all: the scanner goes back to this message's start.
@@ -232,8 +232,8 @@ impl Pump {
                         self.ready += consumed;
                     }
                 },
-                Step::Continue { consumed } => self.ready += consumed,
-                Step::NeedMore => break,
+                Scanned::Continue { consumed } => self.ready += consumed,
+                Scanned::NeedMore => break,
             }
         }
         Ok(self.ready > 0 || self.skip > 0 || !self.out.is_empty())

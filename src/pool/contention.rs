@@ -7,13 +7,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::ledger::{Aged, Grant, Ledger, Limits, Step};
+use super::ledger::{Checkout, Handoff, Ledger, Limits, ServerTimes};
 
 struct Server {
     at: Instant,
 }
 
-impl Aged for Server {
+impl ServerTimes for Server {
     fn connected_at(&self) -> Instant {
         self.at
     }
@@ -40,17 +40,17 @@ pub fn run(clients: usize, servers: usize, rounds: usize) -> u64 {
                 for _ in 0..rounds {
                     let step = ledger.lock().expect("ledger").checkout(id, Instant::now());
                     let server = match step {
-                        Step::Server(s) => s,
+                        Checkout::Server(s) => s,
                         // A slot: "open" a server (no socket here).
-                        Step::Connect { .. } => Server { at: Instant::now() },
-                        Step::Wait { rx, .. } => {
+                        Checkout::Connect { .. } => Server { at: Instant::now() },
+                        Checkout::Wait { rx, .. } => {
                             waited += 1;
                             match rx.blocking_recv().expect("a waiter is always served") {
-                                Grant::Server(s) => s,
-                                Grant::Slot => Server { at: Instant::now() },
+                                Handoff::Server(s) => s,
+                                Handoff::Slot => Server { at: Instant::now() },
                             }
                         }
-                        Step::Refused(_) => unreachable!("no login ever fails here"),
+                        Checkout::Refused(_) => unreachable!("no login ever fails here"),
                     };
                     let closing =
                         ledger

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWrite;
 
-use super::ledger::{Aged, CloseReason};
+use super::ledger::{CloseReason, ServerTimes};
 use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::TX_IDLE;
 use crate::server::{simple_query, ServerConn};
 
-impl Aged for ServerConn {
+impl ServerTimes for ServerConn {
     fn connected_at(&self) -> Instant {
         self.connected_at
     }

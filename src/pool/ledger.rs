@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::limits::{Budget, Way};
+use super::limits::{Budget, Supply};
 
 /// Index of a pool in the ledger; the registry keeps its `Arc<Pool>`s in the same order.
 pub(crate) type PoolId = usize;
 
 /// What the ledger needs to know about a server connection.
-pub(crate) trait Aged {
+pub(crate) trait ServerTimes {
     fn connected_at(&self) -> Instant;
     fn last_used(&self) -> Instant;
 }
@@ -40,7 +40,7 @@ pub(crate) struct Limits {
 
 /// What a waiter is handed.
 #[derive(Debug)]
-pub(crate) enum Grant<C> {
+pub(crate) enum Handoff<C> {
     /// A pooled server, clean and idle.
     Server(C),
     /// The right to open one new server, already counted in every budget.
@@ -57,7 +57,7 @@ pub(crate) struct LoginFailure {
 
 /// The answer to a checkout.
 #[derive(Debug)]
-pub(crate) enum Step<C> {
+pub(crate) enum Checkout<C> {
     Server(C),
     /// A slot was counted: open a server. `victim` is an idle server of another pool that
     /// was evicted to make room under a shared budget; the caller closes it.
@@ -66,7 +66,7 @@ pub(crate) enum Step<C> {
     },
     Wait {
         ticket: u64,
-        rx: oneshot::Receiver<Grant<C>>,
+        rx: oneshot::Receiver<Handoff<C>>,
     },
     /// A login to this pool's server was refused within server_login_retry.
     Refused(LoginFailure),
@@ -118,7 +118,7 @@ pub(crate) type Closing<C> = Vec<(C, CloseReason)>;
 pub(super) struct Waiter<C> {
     ticket: u64,
     pub(super) since: Instant,
-    tx: oneshot::Sender<Grant<C>>,
+    tx: oneshot::Sender<Handoff<C>>,
 }
 
 pub(super) struct Book<C> {
@@ -162,7 +162,7 @@ impl<C> Default for Ledger<C> {
     }
 }
 
-impl<C: Aged> Ledger<C> {
+impl<C: ServerTimes> Ledger<C> {
     /// Adds a pool; `db` and `user` name the budgets it draws from.
     pub(crate) fn register(&mut self, db: &str, user: &str, limits: Limits) -> PoolId {
         self.books.push(Book {
@@ -202,7 +202,7 @@ impl<C: Aged> Ledger<C> {
     }
 
     /// An idle server, a new slot, or a place at the back of the queue.
-    pub(crate) fn checkout(&mut self, id: PoolId, now: Instant) -> Step<C> {
+    pub(crate) fn checkout(&mut self, id: PoolId, now: Instant) -> Checkout<C> {
         // Waiters of this pool came first; the invariant says none of them can be served,
         // so neither can this client, except from an idle server (none, by the same rule).
         if self.books[id].waiters.is_empty() {
@@ -211,18 +211,18 @@ impl<C: Aged> Ledger<C> {
             if book.idle.is_empty() && book.open < size {
                 // This client needs a new login: pointless while a refusal is fresh.
                 if let Some(failure) = self.recent_failure(id, now) {
-                    return Step::Refused(failure);
+                    return Checkout::Refused(failure);
                 }
             }
             match self.way(id, size) {
-                Way::Idle(c) => return Step::Server(c),
-                Way::Open => return Step::Connect { victim: None },
-                Way::Evict(victim) => {
-                    return Step::Connect {
+                Supply::Idle(c) => return Checkout::Server(c),
+                Supply::Open => return Checkout::Connect { victim: None },
+                Supply::Evict(victim) => {
+                    return Checkout::Connect {
                         victim: Some(victim),
                     }
                 }
-                Way::No => {}
+                Supply::Nothing => {}
             }
         }
         let ticket = self.next_ticket;
@@ -237,7 +237,7 @@ impl<C: Aged> Ledger<C> {
             since: now,
             tx,
         });
-        Step::Wait { ticket, rx }
+        Checkout::Wait { ticket, rx }
     }
 
     /// A clean server comes back: to the longest waiter that may have it, else idle.
@@ -289,12 +289,12 @@ impl<C: Aged> Ledger<C> {
             for id in waiting {
                 let cap = self.cap(id, now);
                 let grant = match self.way(id, cap) {
-                    Way::No => continue,
-                    Way::Idle(c) => Grant::Server(c),
-                    Way::Open => Grant::Slot,
-                    Way::Evict(victim) => {
+                    Supply::Nothing => continue,
+                    Supply::Idle(c) => Handoff::Server(c),
+                    Supply::Open => Handoff::Slot,
+                    Supply::Evict(victim) => {
                         closing.push((victim, CloseReason::Evicted));
-                        Grant::Slot
+                        Handoff::Slot
                     }
                 };
                 self.hand_to_first(id, grant, &mut closing, now);
@@ -307,7 +307,7 @@ impl<C: Aged> Ledger<C> {
     fn hand_to_first(
         &mut self,
         id: PoolId,
-        grant: Grant<C>,
+        grant: Handoff<C>,
         closing: &mut Closing<C>,
         now: Instant,
     ) {
@@ -320,8 +320,8 @@ impl<C: Aged> Ledger<C> {
         // cannot fail; should it anyway, the grant is not lost.
         if let Err(grant) = waiter.tx.send(grant) {
             match grant {
-                Grant::Server(c) => self.books[id].idle.push(c),
-                Grant::Slot => self.uncount(id),
+                Handoff::Server(c) => self.books[id].idle.push(c),
+                Handoff::Slot => self.uncount(id),
             }
             closing.extend(self.dispatch(now));
         }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::ledger::{Aged, Ledger, PoolId};
+use super::ledger::{Ledger, PoolId, ServerTimes};
 
 /// Servers open (or opening) against one limit.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,14 +22,14 @@ impl Budget {
 }
 
 /// How a pool's longest waiter (or a new checkout) can be served right now.
-pub(super) enum Way<C> {
+pub(super) enum Supply<C> {
     Idle(C),
     Open,
     Evict(C),
-    No,
+    Nothing,
 }
 
-impl<C: Aged> Ledger<C> {
+impl<C: ServerTimes> Ledger<C> {
     #[allow(dead_code, reason = "for the admin console and tests")]
     pub(crate) fn db_budget(&self, db: &str) -> Budget {
         self.dbs.get(db).copied().unwrap_or_default()
@@ -54,19 +54,19 @@ impl<C: Aged> Ledger<C> {
         l.size + if reserve_due { l.reserve } else { 0 }
     }
 
-    pub(super) fn way(&mut self, id: PoolId, cap: usize) -> Way<C> {
+    pub(super) fn way(&mut self, id: PoolId, cap: usize) -> Supply<C> {
         if let Some(c) = self.books[id].idle.pop() {
-            return Way::Idle(c);
+            return Supply::Idle(c);
         }
         let book = &self.books[id];
         if book.open >= cap {
-            return Way::No;
+            return Supply::Nothing;
         }
         let db_ok = self.dbs[&book.db].has_room();
         let user_ok = self.users[&book.user].has_room();
         if db_ok && user_ok {
             self.count(id);
-            return Way::Open;
+            return Supply::Open;
         }
         // max_db_connections / max_user_connections reached: close the least recently used
         // idle server of another pool that shares every full budget, and take its place.
@@ -82,11 +82,13 @@ impl<C: Aged> Ledger<C> {
             })
             .min_by_key(|(_, b)| b.idle[0].last_used())
             .map(|(v, _)| v);
-        let Some(v) = victim else { return Way::No };
+        let Some(v) = victim else {
+            return Supply::Nothing;
+        };
         let conn = self.books[v].idle.remove(0);
         self.uncount(v);
         self.count(id);
-        Way::Evict(conn)
+        Supply::Evict(conn)
     }
 
     pub(super) fn count(&mut self, id: PoolId) {

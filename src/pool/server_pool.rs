@@ -11,7 +11,9 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::health::{check_due, close_idle_server, looks_alive, passes_check};
-use super::ledger::{CloseReason, Closing, Counts, Grant, Ledger, LoginFailure, PoolId, Step};
+use super::ledger::{
+    Checkout, CloseReason, Closing, Counts, Handoff, Ledger, LoginFailure, PoolId,
+};
 use super::{Lease, PoolError, PoolKey, PoolSettings};
 use crate::live::{ConnTable, TrafficStats};
 use crate::server::{Credential, ServerConn};
@@ -134,18 +136,18 @@ impl Pool {
         loop {
             let step = self.ledger().checkout(self.id, Instant::now());
             let lease = match step {
-                Step::Server(conn) => self.lease_for(conn),
-                Step::Connect { victim } => {
+                Checkout::Server(conn) => self.lease_for(conn),
+                Checkout::Connect { victim } => {
                     if let Some(v) = victim {
                         close_idle_server(v, CloseReason::Evicted);
                     }
                     Lease::slot(self.clone())
                 }
-                Step::Refused(failure) => return Err(refused(failure)),
-                Step::Wait { ticket, rx } => {
+                Checkout::Refused(failure) => return Err(refused(failure)),
+                Checkout::Wait { ticket, rx } => {
                     match self.wait(ticket, rx, started, deadline).await? {
-                        Grant::Server(conn) => self.lease_for(conn),
-                        Grant::Slot => Lease::slot(self.clone()),
+                        Handoff::Server(conn) => self.lease_for(conn),
+                        Handoff::Slot => Lease::slot(self.clone()),
                     }
                 }
             };
@@ -162,10 +164,10 @@ impl Pool {
     async fn wait(
         &self,
         ticket: u64,
-        rx: oneshot::Receiver<Grant<ServerConn>>,
+        rx: oneshot::Receiver<Handoff<ServerConn>>,
         started: Instant,
         deadline: Option<Instant>,
-    ) -> Result<Grant<ServerConn>, PoolError> {
+    ) -> Result<Handoff<ServerConn>, PoolError> {
         let mut waiting = Waiting {
             pool: self,
             ticket,
@@ -327,7 +329,7 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 struct Waiting<'a> {
     pool: &'a Pool,
     ticket: u64,
-    rx: oneshot::Receiver<Grant<ServerConn>>,
+    rx: oneshot::Receiver<Handoff<ServerConn>>,
     settled: bool,
 }
 
@@ -340,8 +342,8 @@ impl Drop for Waiting<'_> {
             return;
         }
         match self.rx.try_recv() {
-            Ok(Grant::Server(conn)) => self.pool.put_back(conn),
-            Ok(Grant::Slot) => self.pool.slot_freed(),
+            Ok(Handoff::Server(conn)) => self.pool.put_back(conn),
+            Ok(Handoff::Slot) => self.pool.slot_freed(),
             Err(_) => {}
         }
     }

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::ledger::{Aged, CloseReason, Closing, Ledger, PoolId};
+use super::ledger::{CloseReason, Closing, Ledger, PoolId, ServerTimes};
 
 /// What one upkeep pass decided.
 pub(crate) struct Upkeep<C> {
@@ -14,7 +14,7 @@ pub(crate) struct Upkeep<C> {
     pub(crate) open: Vec<PoolId>,
 }
 
-impl<C: Aged> Ledger<C> {
+impl<C: ServerTimes> Ledger<C> {
     /// `has_clients(id)`: clients are logged in to pool `id` (PgBouncer keeps min_pool_size
     /// only for such pools and for forced-user pools).
     pub(crate) fn upkeep(
@@ -103,7 +103,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::super::ledger::tests::{fake, sized, Fake};
-    use super::super::ledger::{Counts, Ledger, Limits, Step};
+    use super::super::ledger::{Checkout, Counts, Ledger, Limits};
     use super::*;
 
     fn ids(closing: &Closing<Fake>) -> Vec<(u32, CloseReason)> {
@@ -114,7 +114,7 @@ mod tests {
     fn with_idle(l: &mut Ledger<Fake>, limits: Limits, n: u32, at: Instant) -> PoolId {
         let p = l.register("db", "alice", limits);
         for _ in 0..n {
-            assert!(matches!(l.checkout(p, at), Step::Connect { .. }));
+            assert!(matches!(l.checkout(p, at), Checkout::Connect { .. }));
         }
         for id in 0..n {
             l.release(p, fake(id, at), at);

@@ -10,7 +10,7 @@ use super::ProtocolError;
 
 /// What the bytes at the front of a buffer are.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step<'a> {
+pub enum Scanned<'a> {
     /// A complete message of `len` bytes (tag and length included) is buffered.
     Whole { tag: u8, body: &'a [u8], len: usize },
     /// A message starts here but is not all buffered; `consumed` bytes of it may be forwarded now.
@@ -53,30 +53,30 @@ impl Scanner {
         &mut self,
         buf: &'a [u8],
         must_buffer: impl Fn(u8) -> bool,
-    ) -> Result<Step<'a>, ProtocolError> {
+    ) -> Result<Scanned<'a>, ProtocolError> {
         if buf.is_empty() {
-            return Ok(Step::NeedMore);
+            return Ok(Scanned::NeedMore);
         }
         if self.remaining > 0 {
             let consumed = self.remaining.min(buf.len());
             self.remaining -= consumed;
-            return Ok(Step::Continue { consumed });
+            return Ok(Scanned::Continue { consumed });
         }
         let Some((tag, total)) = message_header(buf, self.max_len)? else {
-            return Ok(Step::NeedMore);
+            return Ok(Scanned::NeedMore);
         };
         if buf.len() >= total {
-            return Ok(Step::Whole {
+            return Ok(Scanned::Whole {
                 tag,
                 body: &buf[5..total],
                 len: total,
             });
         }
         if must_buffer(tag) {
-            return Ok(Step::NeedMore);
+            return Ok(Scanned::NeedMore);
         }
         self.remaining = total - buf.len();
-        Ok(Step::Start {
+        Ok(Scanned::Start {
             tag,
             consumed: buf.len(),
         })
@@ -121,24 +121,24 @@ mod tests {
             pos = end;
             loop {
                 match scanner.step(&buf, |t| t == inspect).unwrap() {
-                    Step::Whole { tag, len, body } => {
+                    Scanned::Whole { tag, len, body } => {
                         assert_eq!(body.len() + 5, len);
                         out.push((tag, buf[..len].to_vec()));
                         buf.drain(..len);
                     }
-                    Step::Start { tag, consumed } => {
+                    Scanned::Start { tag, consumed } => {
                         assert_ne!(tag, inspect);
                         out.push((tag, buf[..consumed].to_vec()));
                         buf.drain(..consumed);
                     }
-                    Step::Continue { consumed } => {
+                    Scanned::Continue { consumed } => {
                         out.last_mut()
                             .unwrap()
                             .1
                             .extend_from_slice(&buf[..consumed]);
                         buf.drain(..consumed);
                     }
-                    Step::NeedMore => break,
+                    Scanned::NeedMore => break,
                 }
             }
         }
@@ -152,7 +152,7 @@ mod tests {
         let m = msg(b'Z', b"I");
         assert_eq!(
             s.step(&m, |_| true).unwrap(),
-            Step::Whole {
+            Scanned::Whole {
                 tag: b'Z',
                 body: b"I",
                 len: 6
@@ -161,7 +161,7 @@ mod tests {
         let big = msg(b'D', &[7u8; 100]);
         assert_eq!(
             s.step(&big[..50], |_| false).unwrap(),
-            Step::Start {
+            Scanned::Start {
                 tag: b'D',
                 consumed: 50
             }
@@ -169,10 +169,10 @@ mod tests {
         assert!(!s.at_boundary());
         assert_eq!(
             s.step(&big[50..], |_| false).unwrap(),
-            Step::Continue { consumed: 55 }
+            Scanned::Continue { consumed: 55 }
         );
         assert!(s.at_boundary());
-        assert_eq!(s.step(&big[..50], |_| true).unwrap(), Step::NeedMore);
+        assert_eq!(s.step(&big[..50], |_| true).unwrap(), Scanned::NeedMore);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::replies::ReplyPlan;
-use super::session::{record_ready, Activity, Rules, SessionEffects};
+use super::session::{record_ready, Activity, RelayStops, SessionEffects};
 use super::statements::{self, Prepared};
 use crate::live::TrafficStats;
 use crate::net::pump::Verdict;
@@ -107,7 +107,7 @@ pub(super) struct Backend<'s> {
     pub(super) tracker: &'s mut Tracker,
     pub(super) plan: &'s mut ReplyPlan,
     pub(super) has_plan: bool,
-    pub(super) rules: Rules,
+    pub(super) stops: RelayStops,
     /// The ParameterStatus values the client has been sent.
     pub(super) reported: &'s mut BTreeMap<String, String>,
     pub(super) effects: Option<&'s mut SessionEffects>,
@@ -124,7 +124,7 @@ pub(super) struct Backend<'s> {
 impl Backend<'_> {
     pub(super) fn message(&mut self, tag: u8, body: Option<&[u8]>) -> Verdict {
         let status = body.and_then(|b| b.first());
-        if self.rules.forbid_transactions
+        if self.stops.refuse_transaction_blocks
             && tag == backend_tag::READY_FOR_QUERY
             && status.is_some_and(|s| *s != TX_IDLE)
         {
@@ -162,7 +162,7 @@ impl Backend<'_> {
         if tag == backend_tag::READY_FOR_QUERY {
             self.ready();
         }
-        let stop = self.rules.stop_at_idle
+        let stop = self.stops.stop_at_idle
             && tag == backend_tag::READY_FOR_QUERY
             && self.tracker.is_idle()
             && self.client_clean

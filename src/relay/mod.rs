@@ -11,5 +11,5 @@ mod statements;
 
 pub(crate) use end::{RelayEnd, ServerLost};
 pub(crate) use replies::ReplyPlan;
-pub(crate) use session::{relay, Activity, ClientSide, Rules, SessionEffects};
+pub(crate) use session::{relay, Activity, ClientSide, RelayStops, SessionEffects};
 pub(crate) use statements::Prepared;

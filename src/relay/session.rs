@@ -24,11 +24,11 @@ use crate::server::ServerConn;
 
 /// When to hand control back besides the ends above.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Rules {
+pub(crate) struct RelayStops {
     /// Return `Idle` once Postgres owes nothing and no transaction is open.
     pub(crate) stop_at_idle: bool,
     /// Statement pooling: a ReadyForQuery inside a transaction is refused.
-    pub(crate) forbid_transactions: bool,
+    pub(crate) refuse_transaction_blocks: bool,
 }
 
 /// When the client last sent something and since when a reply has been owed, for the
@@ -117,9 +117,9 @@ pub(crate) async fn relay(
     server: &mut ServerConn,
     tracker: &mut Tracker,
     activity: &mut Activity,
-    rules: Rules,
+    stops: RelayStops,
 ) -> RelayEnd {
-    if rules.stop_at_idle
+    if stops.stop_at_idle
         && tracker.is_idle()
         && client.pump.is_empty()
         && server.inbound.is_empty()
@@ -235,7 +235,7 @@ pub(crate) async fn relay(
             tracker,
             plan,
             has_plan,
-            rules,
+            stops,
             reported,
             effects: effects.as_deref_mut(),
             server_params,

@@ -12,7 +12,7 @@ pub(in crate::pool) struct Fake {
     pub(in crate::pool) last_used: Instant,
 }
 
-impl Aged for Fake {
+impl ServerTimes for Fake {
     fn connected_at(&self) -> Instant {
         self.connected_at
     }
@@ -37,33 +37,33 @@ pub(in crate::pool) fn sized(size: usize) -> Limits {
     }
 }
 
-fn connects(step: Step<Fake>) -> Option<Fake> {
+fn connects(step: Checkout<Fake>) -> Option<Fake> {
     match step {
-        Step::Connect { victim } => victim,
+        Checkout::Connect { victim } => victim,
         other => panic!("expected Connect, got {other:?}"),
     }
 }
 
-fn waits(step: Step<Fake>) -> (u64, oneshot::Receiver<Grant<Fake>>) {
+fn waits(step: Checkout<Fake>) -> (u64, oneshot::Receiver<Handoff<Fake>>) {
     match step {
-        Step::Wait { ticket, rx } => (ticket, rx),
+        Checkout::Wait { ticket, rx } => (ticket, rx),
         other => panic!("expected Wait, got {other:?}"),
     }
 }
 
-fn got(rx: &mut oneshot::Receiver<Grant<Fake>>) -> Option<Grant<Fake>> {
+fn got(rx: &mut oneshot::Receiver<Handoff<Fake>>) -> Option<Handoff<Fake>> {
     rx.try_recv().ok()
 }
 
-fn server_id(grant: Option<Grant<Fake>>) -> u32 {
+fn server_id(grant: Option<Handoff<Fake>>) -> u32 {
     match grant {
-        Some(Grant::Server(c)) => c.id,
+        Some(Handoff::Server(c)) => c.id,
         other => panic!("expected a server, got {other:?}"),
     }
 }
 
-fn is_slot(grant: Option<Grant<Fake>>) -> bool {
-    matches!(grant, Some(Grant::Slot))
+fn is_slot(grant: Option<Handoff<Fake>>) -> bool {
+    matches!(grant, Some(Handoff::Slot))
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn released_servers_go_to_waiters_in_arrival_order() {
     // The idle server is handed out again, not a new one opened.
     assert!(matches!(
         l.checkout(p, now),
-        Step::Server(Fake { id: 1, .. })
+        Checkout::Server(Fake { id: 1, .. })
     ));
 }
 
@@ -264,7 +264,7 @@ fn a_refused_login_fails_new_checkouts_fast_for_server_login_retry() {
     );
     l.free(p, now);
     match l.checkout(p, now + Duration::from_secs(1)) {
-        Step::Refused(f) => assert_eq!(f.code, "28P01"),
+        Checkout::Refused(f) => assert_eq!(f.code, "28P01"),
         other => panic!("expected Refused, got {other:?}"),
     }
     assert_eq!(l.counts(p).open, 0, "a refusal holds no slot");
