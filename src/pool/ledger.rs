@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::limits::{Budget, Supply};
+use super::budget::Budget;
+
+mod limits;
+mod upkeep;
 
 /// Index of a pool in the ledger; the registry keeps its `Arc<Pool>`s in the same order.
 pub(crate) type PoolId = usize;
@@ -45,6 +48,17 @@ pub(crate) enum Handoff<C> {
     Server(C),
     /// The right to open one new server, already counted in every budget.
     Slot,
+}
+
+/// How a pool's longest waiter (or a new checkout) can be served right now.
+pub(crate) enum Supply<C> {
+    /// An idle server of its own pool.
+    Idle(C),
+    /// A slot to open a new server, already counted.
+    Open,
+    /// An idle server of another pool, closed to make room under a shared budget.
+    Evict(C),
+    Nothing,
 }
 
 /// A refused server login, remembered for server_login_retry.
@@ -214,7 +228,7 @@ impl<C: ServerTimes> Ledger<C> {
                     return Checkout::Refused(failure);
                 }
             }
-            match self.way(id, size) {
+            match self.supply(id, size) {
                 Supply::Idle(c) => return Checkout::Server(c),
                 Supply::Open => return Checkout::Connect { victim: None },
                 Supply::Evict(victim) => {
@@ -288,7 +302,7 @@ impl<C: ServerTimes> Ledger<C> {
             let waiting: Vec<PoolId> = self.queue.iter().map(|&(_, id)| id).collect();
             for id in waiting {
                 let cap = self.cap(id, now);
-                let grant = match self.way(id, cap) {
+                let grant = match self.supply(id, cap) {
                     Supply::Nothing => continue,
                     Supply::Idle(c) => Handoff::Server(c),
                     Supply::Open => Handoff::Slot,

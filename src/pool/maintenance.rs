@@ -1,7 +1,7 @@
-//! The pools' periodic upkeep, called by the app's background task every MAINTENANCE_PERIOD:
-//! creates the pools of forced-user databases that want min_pool_size (PgBouncer keeps those
-//! warm without clients), retires idle servers past server_idle_timeout / server_lifetime,
-//! and opens the servers min_pool_size asks for in background tasks. Never awaits while
+//! The maintenance pass over every pool, run by the app's background task each
+//! MAINTENANCE_PERIOD: creates the pools of forced-user databases that want min_pool_size
+//! (PgBouncer keeps those warm without clients), has each pool's ledger retire idle servers
+//! (`ledger::upkeep`), and opens the servers min_pool_size asks for in background tasks. Never awaits while
 //! holding a lock: the pass itself is synchronous and only spawns the connects.
 
 use std::collections::HashSet;

@@ -5,18 +5,17 @@
 //! that keeps counts exact whatever happens, `maintenance` the once-a-second upkeep.
 
 mod backoff;
+mod budget;
 mod clients;
 mod connect;
 pub(crate) mod contention;
 mod health;
 mod lease;
 mod ledger;
-mod limits;
 mod login_report;
 mod maintenance;
 mod server_pool;
 mod settings;
-mod upkeep;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

@@ -1,11 +1,11 @@
-//! The ledger's periodic upkeep, run by the maintenance task about once a second, and the
-//! shutdown sweep: retire idle servers past server_lifetime or server_idle_timeout, drop
+//! The ledger's share of the maintenance pass (`pool::maintenance`), about once a second,
+//! and the shutdown sweep: retire idle servers past server_lifetime or server_idle_timeout, drop
 //! reserve servers once nobody waits, and count the slots min_pool_size wants opened. Pure
 //! like the ledger itself: it decides, the caller closes and connects after unlocking.
 
 use std::time::Instant;
 
-use super::ledger::{CloseReason, Closing, Ledger, PoolId, ServerTimes};
+use super::{CloseReason, Closing, Ledger, PoolId, ServerTimes};
 
 /// What one upkeep pass decided.
 pub(crate) struct Upkeep<C> {
@@ -102,8 +102,8 @@ impl<C: ServerTimes> Ledger<C> {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::super::ledger::tests::{fake, sized, Fake};
-    use super::super::ledger::{Checkout, Counts, Ledger, Limits};
+    use super::super::tests::{fake, sized, Fake};
+    use super::super::{Checkout, Counts, Ledger, Limits};
     use super::*;
 
     fn ids(closing: &Closing<Fake>) -> Vec<(u32, CloseReason)> {

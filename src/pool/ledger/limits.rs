@@ -2,32 +2,12 @@
 //! reserve_pool_size for a client that waited reserve_pool_timeout), and the budgets it shares
 //! with other pools, max_db_connections per database and max_user_connections per user
 //! (PgBouncer: zero = unlimited). When a budget is full, an idle server of another pool that
-//! shares it is closed to make room. Part of the ledger, under its lock.
+//! shares it is closed to make room. The ledger's limits, under its lock.
 
 use std::time::Instant;
 
-use super::ledger::{Ledger, PoolId, ServerTimes};
-
-/// Servers open (or opening) against one limit.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Budget {
-    pub(crate) open: usize,
-    pub(crate) limit: usize,
-}
-
-impl Budget {
-    pub(super) fn has_room(&self) -> bool {
-        self.limit == 0 || self.open < self.limit
-    }
-}
-
-/// How a pool's longest waiter (or a new checkout) can be served right now.
-pub(super) enum Supply<C> {
-    Idle(C),
-    Open,
-    Evict(C),
-    Nothing,
-}
+use super::{Ledger, PoolId, ServerTimes, Supply};
+use crate::pool::budget::Budget;
 
 impl<C: ServerTimes> Ledger<C> {
     #[allow(dead_code, reason = "for the admin console and tests")]
@@ -54,7 +34,8 @@ impl<C: ServerTimes> Ledger<C> {
         l.size + if reserve_due { l.reserve } else { 0 }
     }
 
-    pub(super) fn way(&mut self, id: PoolId, cap: usize) -> Supply<C> {
+    /// How `id`'s longest waiter (or a new checkout) can be served within `cap` servers.
+    pub(super) fn supply(&mut self, id: PoolId, cap: usize) -> Supply<C> {
         if let Some(c) = self.books[id].idle.pop() {
             return Supply::Idle(c);
         }
