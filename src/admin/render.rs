@@ -7,19 +7,19 @@
 use bytes::BytesMut;
 
 use super::command::ShowWhat;
-use super::render_conns::conns;
-use super::render_stats::{stats, stats_averages, stats_totals, totals};
+use super::result_set::{header, int4, row, text, Columns};
 use super::snapshot::{ConfigRow, DatabaseRow, PoolRow, Snapshot, UserRow};
 use crate::protocol::backend::{
-    command_complete, data_row, notice_response, notice_response_with_detail,
-    row_description_typed, ColumnType,
+    command_complete, notice_response, notice_response_with_detail, ColumnType,
 };
+use conns::conns;
+use stats::{stats, stats_averages, stats_totals, totals};
+
+mod conns;
+mod stats;
 use crate::protocol::sqlstate;
 
 use ColumnType::{Int4, Text};
-
-/// A result set's columns: name and declared type.
-pub(super) type Columns = [(&'static str, ColumnType)];
 
 pub(super) const POOLS_COLUMNS: &Columns = &[
     ("database", Text),
@@ -239,36 +239,6 @@ fn pairs<'a>(
     for (key, value) in rows {
         row(out, &[text(key), value]);
     }
-}
-
-pub(super) fn header(out: &mut BytesMut, columns: &Columns) {
-    row_description_typed(out, columns);
-}
-
-/// A DataRow of already formatted values; `None` is SQL NULL.
-pub(super) fn row(out: &mut BytesMut, values: &[Option<String>]) {
-    let refs: Vec<Option<&str>> = values.iter().map(Option::as_deref).collect();
-    data_row(out, &refs);
-}
-
-pub(super) fn text(value: &str) -> Option<String> {
-    Some(value.to_string())
-}
-
-/// An int4 column's value. Saturates at i32::MAX: a typed client (psycopg, pgx) would fail
-/// to decode a larger number in a column declared int4.
-pub(super) fn int4(value: u64) -> Option<String> {
-    Some(i32::try_from(value).unwrap_or(i32::MAX).to_string())
-}
-
-/// An int8 column's value, saturating at i64::MAX for the same reason as [`int4`].
-pub(super) fn int8(value: u64) -> Option<String> {
-    Some(i64::try_from(value).unwrap_or(i64::MAX).to_string())
-}
-
-/// A numeric column's value: PgBouncer's type for 64-bit counters, which holds any u64.
-pub(super) fn numeric(value: u64) -> Option<String> {
-    Some(value.to_string())
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 
 use bytes::BytesMut;
 
-use super::render::{header, int4, int8, row, text, Columns};
-use super::snapshot::ConnRow;
-use super::timefmt::format_utc;
+use crate::admin::result_set::{header, int4, int8, row, text, Columns};
+use crate::admin::snapshot::ConnRow;
+use crate::admin::timefmt::format_utc;
 use crate::protocol::backend::ColumnType::{self, Int4, Int8, Text};
 
 /// PgBouncer 1.18's columns plus prepared_statements (1.21) and id (1.23); its
@@ -91,8 +91,8 @@ fn signed_pid(pid: u32) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::read;
     use super::*;
+    use crate::admin::test_support::read;
     use std::time::{Duration, UNIX_EPOCH};
 
     const EXPECTED: [&str; 21] = [

@@ -5,8 +5,8 @@
 
 use bytes::BytesMut;
 
-use super::render::{header, numeric, row, text, Columns};
-use super::snapshot::StatsRow;
+use crate::admin::result_set::{header, numeric, row, text, Columns};
+use crate::admin::snapshot::StatsRow;
 use crate::protocol::backend::ColumnType::{Numeric, Text};
 
 pub(super) const STATS_COLUMNS: &Columns = &[
@@ -158,8 +158,8 @@ pub(super) fn aggregate(rows: &[StatsRow]) -> StatsRow {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::read;
     use super::*;
+    use crate::admin::test_support::read;
 
     fn row_for(db: &str, base: u64) -> StatsRow {
         StatsRow {
