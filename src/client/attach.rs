@@ -23,7 +23,7 @@ use crate::protocol::tracker::{Tracker, TX_IDLE};
 use crate::relay::{
     relay, Activity, ClientSide, Prepared, RelayEnd, RelayStops, ReplyPlan, SessionEffects,
 };
-use crate::server::{apply, Applied, CancelTarget, ServerConn};
+use crate::server::{apply, Applied, ServerConn};
 use crate::state::{Shared, Shutdown};
 
 /// A logged-in client, ready for its session.
@@ -107,8 +107,8 @@ impl PoolClient<'_> {
 
     /// Records the client-server link both ways (SHOW CLIENTS / SHOW SERVERS).
     pub(super) fn link(&self, server: &ServerConn) {
-        self.info.set_link(Some(server.id));
-        if let Some(reg) = &server.registration {
+        self.info.set_link(Some(server.id()));
+        if let Some(reg) = server.registration() {
             reg.info().set_state(ConnState::Active);
             reg.info().set_link(Some(self.client_id));
         }
@@ -117,7 +117,7 @@ impl PoolClient<'_> {
     pub(super) fn unlink(&self, server: &ServerConn) {
         self.info.set_link(None);
         self.info.set_state(ConnState::Idle);
-        if let Some(reg) = &server.registration {
+        if let Some(reg) = server.registration() {
             reg.info().set_state(ConnState::Idle);
             reg.info().set_link(None);
         }
@@ -142,7 +142,7 @@ impl PoolClient<'_> {
             // Postgres refused a startup parameter: a FATAL at login, as Postgres itself does.
             return Err(ClientError::Rejected { code, message });
         }
-        let params = server.params.clone();
+        let params = server.params().clone();
         self.greet_with(&params).await
     }
 
@@ -167,12 +167,9 @@ impl PoolClient<'_> {
 
     /// Points this client's cancel key at `server`.
     pub(super) fn point_cancel(&self, server: &ServerConn) {
-        let target = CancelTarget {
-            address: server.address.clone(),
-            pid: server.backend_pid,
-            secret: server.backend_secret,
-        };
-        self.shared.cancels.point(self.cancel_key, target);
+        self.shared
+            .cancels
+            .point(self.cancel_key, server.cancel_target());
     }
 
     /// Relays until the client or server ends it, `stops` say stop, or a timeout fires.
@@ -250,7 +247,7 @@ impl<'a> PoolClient<'a> {
         server: &ServerConn,
     ) -> impl std::future::Future<Output = bool> + Send + 'a {
         let shared = self.shared;
-        let backend = (server.backend_pid, server.backend_secret);
+        let backend = server.backend_key();
         let pending = shared.cancels.detach(self.cancel_key, backend);
         async move {
             if !pending {

@@ -102,7 +102,7 @@ fn set_pins(c: &mut PoolClient<'_>, pins: Vec<String>) {
 /// been told: pgsluice changed them for it (Postgres sends ParameterStatus at any time).
 async fn tell_changes(c: &mut PoolClient<'_>, server: &mut ServerConn) -> std::io::Result<()> {
     let mut out = BytesMut::new();
-    c.settings.report_changes(&server.params, &mut out);
+    c.settings.report_changes(server.params(), &mut out);
     if !out.is_empty() {
         c.stream.write_all(&out).await?;
     }

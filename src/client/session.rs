@@ -18,7 +18,11 @@ pub(super) async fn run(mut c: PoolClient<'_>) -> Result<(), ClientError> {
     let server = lease.server();
     c.point_cancel(server);
     c.link(server);
-    tracing::debug!(client = c.client_id, server = server.id, "server attached");
+    tracing::debug!(
+        client = c.client_id,
+        server = server.id(),
+        "server attached"
+    );
     let mut tracker = Tracker::default();
     let event = c
         .relay_until_event(server, &mut tracker, RelayStops::default(), false)

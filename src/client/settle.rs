@@ -55,7 +55,7 @@ pub(super) async fn settle(
     event: Event,
     cancels_quiet: bool,
 ) -> Result<(), ClientError> {
-    let cut = lease.server().inbound.mid_message();
+    let cut = lease.server().mid_message();
     settle_event(c, lease, tracker, event, cancels_quiet)
         .await
         .map_err(|e| match e {
@@ -94,7 +94,8 @@ async fn settle_event(
         Event::QueryTimeout(limit) => {
             // PgBouncer's rule: cancel the query and close that server.
             let s = lease.server();
-            let _ = send_cancel(&s.address, s.backend_pid, s.backend_secret).await;
+            let (pid, secret) = s.backend_key();
+            let _ = send_cancel(s.address(), pid, secret).await;
             lease.discard();
             return Err(ClientError::Rejected {
                 code: sqlstate::QUERY_CANCELED.into(),
@@ -169,7 +170,7 @@ pub(super) async fn release(
         p.server_reset_timeout
     };
     let server = lease.server();
-    let (id, age) = (server.id, server.connected_at.elapsed());
+    let (id, age) = (server.id(), server.connected_at().elapsed());
     if left == Leftover::SessionState && p.server_reset_query.trim().is_empty() {
         tracing::info!(
             server = id,

@@ -70,7 +70,7 @@ async fn greet(c: &mut PoolClient<'_>) -> Result<(), ClientError> {
     if greeted.is_ok() {
         let pool = c.pool.clone();
         pool.login_reports
-            .learn(&c.settings.values, &lease.server().params);
+            .learn(&c.settings.values, lease.server().params());
     }
     let pool = lease.pool().clone();
     pool.checkin(lease);
@@ -109,7 +109,7 @@ async fn serve_request(
         c.link(lease.server());
         tracing::debug!(
             client = c.client_id,
-            server = lease.server().id,
+            server = lease.server().id(),
             "server attached"
         );
         let sent_before = c.pump.written();

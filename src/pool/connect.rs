@@ -92,15 +92,15 @@ impl Pool {
                 return Err(ServerError::Rejected { code, message });
             }
         }
-        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, tls = %conn.tls, "server connection opened");
-        self.login_reports.server_logged_in(&conn.params);
+        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, tls = %conn.tls(), "server connection opened");
+        self.login_reports.server_logged_in(conn.params());
         let (addr, port) = s.address.host_port();
         let ends = Endpoints {
             addr,
             port,
-            local_addr: conn.local.map(|l| l.ip().to_string()).unwrap_or_default(),
-            local_port: conn.local.map_or(0, |l| l.port()),
-            tls: conn.tls.clone(),
+            local_addr: conn.local().map(|l| l.ip().to_string()).unwrap_or_default(),
+            local_port: conn.local().map_or(0, |l| l.port()),
+            tls: conn.tls().to_string(),
         };
         let reg = self.servers.register(
             id,
@@ -110,15 +110,14 @@ impl Pool {
             ConnState::Idle,
         );
         reg.info().remote_pid.store(
-            u64::from(conn.backend_pid),
+            u64::from(conn.backend_key().0),
             std::sync::atomic::Ordering::Relaxed,
         );
-        conn.stats = self.stats.clone();
-        conn.generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         reg.info()
             .generation
-            .store(conn.generation, std::sync::atomic::Ordering::Relaxed);
-        conn.registration = Some(reg);
+            .store(generation, std::sync::atomic::Ordering::Relaxed);
+        conn.join_pool(reg, generation, self.stats.clone());
         Ok(conn)
     }
 

@@ -40,7 +40,7 @@ impl Lease {
     /// Closes the server and frees the slot (a server in an unknown state).
     pub(crate) fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.stats.count_closed("error");
+            conn.stats().count_closed("error");
         }
     }
 

@@ -209,7 +209,7 @@ impl Pool {
         let conn = lease.conn.as_mut()?;
         if !looks_alive(conn) {
             tracing::info!(
-                server = conn.id,
+                server = conn.id(),
                 "closing pooled server: it was closed while idle"
             );
             lease.discard();
@@ -227,7 +227,7 @@ impl Pool {
         lease.untouched = false;
         let conn = lease.conn.as_mut()?;
         if passes_check(conn, &s.server_check_query, s.connect_timeout).await {
-            conn.last_used = Instant::now();
+            conn.mark_used(Instant::now());
             lease.untouched = true;
             Some(lease)
         } else {
@@ -252,17 +252,17 @@ impl Pool {
             return;
         };
         let now = Instant::now();
-        conn.last_used = now;
+        conn.mark_used(now);
         // Statements used by the client that leaves may now be evicted.
-        conn.prepared.unpin_all();
+        conn.statements_mut().unpin_all();
         let mut ledger = self.ledger();
         let lifetime = ledger.limits(self.id).lifetime;
-        let expired =
-            lifetime.is_zero() || now.saturating_duration_since(conn.connected_at) >= lifetime;
+        let expired = lifetime.is_zero()
+            || now.saturating_duration_since(ServerConn::connected_at(&conn)) >= lifetime;
         // Invariant 1: anything already read past the last ReadyForQuery (a notification, a
         // notice) belongs to the last client, never to the next one.
-        let unexpected = !conn.inbound.is_empty();
-        let outdated = conn.generation < self.generation.load(Ordering::SeqCst);
+        let unexpected = conn.has_unread();
+        let outdated = conn.generation() < self.generation.load(Ordering::SeqCst);
         if expired || unexpected || outdated {
             let closing = ledger.free(self.id, now);
             drop(ledger);

@@ -20,7 +20,7 @@ use crate::prepared::LimitError;
 use crate::protocol::session_effects::{custom_setting_names, may_change_session};
 use crate::protocol::tags::frontend_tag;
 use crate::protocol::tracker::{backend_must_buffer, frontend_must_buffer, Tracker, TX_IDLE};
-use crate::server::ServerConn;
+use crate::server::{RelayParts, ServerConn};
 
 /// When to hand control back besides the ends above.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,11 +119,7 @@ pub(crate) async fn relay(
     activity: &mut Activity,
     stops: RelayStops,
 ) -> RelayEnd {
-    if stops.stop_at_idle
-        && tracker.is_idle()
-        && client.pump.is_empty()
-        && server.inbound.is_empty()
-    {
+    if stops.stop_at_idle && tracker.is_idle() && client.pump.is_empty() && !server.has_unread() {
         return RelayEnd::Idle;
     }
     let ClientSide {
@@ -134,14 +130,13 @@ pub(crate) async fn relay(
         prepared,
         plan,
     } = client;
-    let ServerConn {
+    let RelayParts {
         stream: server_stream,
         inbound: server_pump,
         params: server_params,
-        prepared: server_statements,
+        statements: server_statements,
         stats,
-        ..
-    } = server;
+    } = server.relay_parts();
     type MustBuffer = fn(u8) -> bool;
     let (frontend_buffer, backend_buffer): (MustBuffer, MustBuffer) = match (&prepared, &effects) {
         (Some(_), _) => (statements::frontend_must_buffer, replies::must_buffer),

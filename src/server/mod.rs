@@ -26,41 +26,182 @@ use crate::net::pump::{Pump, PumpError};
 use crate::net::{Address, BoxStream};
 use crate::prepared::ServerStatements;
 use crate::protocol::sqlstate;
+use crate::protocol::tags::frontend_tag;
 use crate::protocol::ProtocolError;
 
 /// An open, logged-in server connection.
 pub(crate) struct ServerConn {
-    pub(crate) id: u64,
-    pub(crate) stream: BoxStream,
+    id: u64,
+    stream: BoxStream,
     /// Bytes from the server on their way to a client (or to be drained).
-    pub(crate) inbound: Pump,
+    inbound: Pump,
     /// Values Postgres reported with ParameterStatus, by name as reported.
-    pub(crate) params: BTreeMap<String, String>,
+    params: BTreeMap<String, String>,
     /// Every run-time parameter at source "session" on this server, as far as pgsluice knows
     /// (lower-case name → value): what it set for the last client, or read back after that
     /// client changed something (`session::capture`).
-    pub(crate) applied: BTreeMap<String, String>,
+    applied: BTreeMap<String, String>,
     /// The user it logged in as (session_authorization at login), which a client's
     /// SET SESSION AUTHORIZATION is compared with.
-    pub(crate) login_user: String,
+    login_user: String,
     /// Statements pgsluice prepared on this server under pooler-wide names.
-    pub(crate) prepared: ServerStatements,
+    prepared: ServerStatements,
     /// Local end of the TCP connection (None over a Unix socket).
-    pub(crate) local: Option<std::net::SocketAddr>,
+    local: Option<std::net::SocketAddr>,
     /// Its record in SHOW SERVERS, set by the pool once logged in.
-    pub(crate) registration: Option<Registration>,
+    registration: Option<Registration>,
     /// The pool generation it was opened in (RECONNECT replaces older ones).
-    pub(crate) generation: u64,
+    generation: u64,
     /// Traffic counters of the pool this server belongs to.
-    pub(crate) stats: std::sync::Arc<TrafficStats>,
+    stats: std::sync::Arc<TrafficStats>,
     /// BackendKeyData of this server process, for forwarding cancels.
-    pub(crate) backend_pid: u32,
-    pub(crate) backend_secret: u32,
-    pub(crate) address: Address,
+    backend_pid: u32,
+    backend_secret: u32,
+    address: Address,
     /// "TLSv1.3/TLS_AES_256_GCM_SHA384" over TLS, "" in plain text (SHOW SERVERS).
-    pub(crate) tls: String,
-    pub(crate) connected_at: Instant,
-    pub(crate) last_used: Instant,
+    tls: String,
+    connected_at: Instant,
+    last_used: Instant,
+}
+
+/// The parts of a server connection the relay drives at once, borrowed apart.
+pub(crate) struct RelayParts<'a> {
+    pub(crate) stream: &'a mut BoxStream,
+    /// Bytes from the server on their way to the client.
+    pub(crate) inbound: &'a mut Pump,
+    /// Values Postgres reported, updated as ParameterStatus messages pass.
+    pub(crate) params: &'a mut BTreeMap<String, String>,
+    pub(crate) statements: &'a mut ServerStatements,
+    pub(crate) stats: &'a TrafficStats,
+}
+
+impl ServerConn {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn relay_parts(&mut self) -> RelayParts<'_> {
+        RelayParts {
+            stream: &mut self.stream,
+            inbound: &mut self.inbound,
+            params: &mut self.params,
+            statements: &mut self.prepared,
+            stats: &self.stats,
+        }
+    }
+
+    /// Values Postgres reported with ParameterStatus, by name as reported.
+    pub(crate) fn params(&self) -> &BTreeMap<String, String> {
+        &self.params
+    }
+
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// "TLSv1.3/TLS_AES_256_GCM_SHA384" over TLS, "" in plain text.
+    pub(crate) fn tls(&self) -> &str {
+        &self.tls
+    }
+
+    /// Local end of the TCP connection (None over a Unix socket).
+    pub(crate) fn local(&self) -> Option<std::net::SocketAddr> {
+        self.local
+    }
+
+    pub(crate) fn connected_at(&self) -> Instant {
+        self.connected_at
+    }
+
+    pub(crate) fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    pub(crate) fn mark_used(&mut self, now: Instant) {
+        self.last_used = now;
+    }
+
+    /// The server process's BackendKeyData (process id, secret key).
+    pub(crate) fn backend_key(&self) -> (u32, u32) {
+        (self.backend_pid, self.backend_secret)
+    }
+
+    /// Where a CancelRequest for this server's current query goes.
+    pub(crate) fn cancel_target(&self) -> CancelTarget {
+        CancelTarget {
+            address: self.address.clone(),
+            pid: self.backend_pid,
+            secret: self.backend_secret,
+        }
+    }
+
+    /// The pool generation it was opened in (RECONNECT replaces older ones).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Makes it a server of a pool: its record in SHOW SERVERS, the pool generation it is
+    /// opened in, and the pool's traffic counters.
+    pub(crate) fn join_pool(
+        &mut self,
+        registration: Registration,
+        generation: u64,
+        stats: std::sync::Arc<TrafficStats>,
+    ) {
+        self.registration = Some(registration);
+        self.generation = generation;
+        self.stats = stats;
+    }
+
+    /// Its record in SHOW SERVERS, once the pool registered it.
+    pub(crate) fn registration(&self) -> Option<&Registration> {
+        self.registration.as_ref()
+    }
+
+    /// Traffic counters of the pool it belongs to.
+    pub(crate) fn stats(&self) -> &TrafficStats {
+        &self.stats
+    }
+
+    /// Statements pgsluice prepared on it under pooler-wide names.
+    pub(crate) fn statements_mut(&mut self) -> &mut ServerStatements {
+        &mut self.prepared
+    }
+
+    /// Postgres sent something that nobody has read (a pooled server must have nothing).
+    pub(crate) fn has_unread(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    /// Everything read from it was relayed whole, and nothing waits to be written.
+    pub(crate) fn is_between_messages(&self) -> bool {
+        self.inbound.is_clean()
+    }
+
+    /// A client is inside a half-relayed message from this server.
+    pub(crate) fn mid_message(&self) -> bool {
+        self.inbound.mid_message()
+    }
+
+    /// False when the server has hung up or has something to say (a FATAL on shutdown or
+    /// pg_terminate_backend), without waiting: such a server is not safe to hand out.
+    pub(crate) fn looks_alive(&mut self) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        self.inbound.is_empty()
+            && self
+                .inbound
+                .poll_fill_once(&mut cx, &mut self.stream)
+                .is_pending()
+    }
+
+    /// Sends Terminate if the socket takes it right away (PostgreSQL docs, "Termination"),
+    /// best effort, before the connection is dropped.
+    pub(crate) fn terminate_now(&mut self) {
+        use tokio::io::AsyncWrite;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let terminate = [frontend_tag::TERMINATE, 0, 0, 0, 4];
+        let _ = std::pin::Pin::new(&mut self.stream).poll_write(&mut cx, &terminate);
+    }
 }
 
 impl std::fmt::Debug for ServerConn {
