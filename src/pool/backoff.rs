@@ -60,7 +60,9 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
         ServerError::Protocol(_)
         | ServerError::Unexpected(_)
         | ServerError::Auth(_)
-        | ServerError::Tls(_) => false,
+        | ServerError::Scram(_)
+        | ServerError::Tls(_)
+        | ServerError::TlsRefused(_) => false,
     }
 }
 

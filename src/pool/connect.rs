@@ -149,7 +149,10 @@ impl Pool {
                 lease.untouched = true;
             }
             // A missing credential may be learned from the next client's SCRAM login.
-            Err(e) if !is_transient(&e) && !matches!(e, ServerError::Auth(_)) => {
+            Err(e)
+                if !is_transient(&e)
+                    && !matches!(e, ServerError::Auth(_) | ServerError::Scram(_)) =>
+            {
                 self.remember_refusal(&e)
             }
             Err(e) => {

@@ -35,16 +35,12 @@ pub(super) async fn negotiate(
     };
     match answer {
         ssl_answer::WILLING => {
-            let (stream, info) = tls
-                .connect(stream, host)
-                .await
-                .map_err(|e| ServerError::Tls(e.to_string()))?;
+            let (stream, info) = tls.connect(stream, host).await.map_err(ServerError::Tls)?;
             Ok((stream, Some(info)))
         }
-        ssl_answer::UNWILLING if tls.required() => Err(ServerError::Tls(format!(
-            "the server does not accept TLS connections (server_tls_sslmode = \"{}\")",
-            tls.mode
-        ))),
+        ssl_answer::UNWILLING if tls.required() => {
+            Err(ServerError::TlsRefused(tls.mode.to_string()))
+        }
         ssl_answer::UNWILLING => Ok((stream, None)),
         other => Err(ServerError::Unexpected(format!(
             "unexpected reply to SSLRequest: byte 0x{other:02x}"

@@ -259,22 +259,21 @@ impl Sasl {
     fn server_first(&mut self, data: &[u8]) -> Result<Vec<u8>, ServerError> {
         match self {
             Sasl::Password(s) => {
-                s.update(data)
-                    .map_err(|e| ServerError::Auth(e.to_string()))?;
+                s.update(data).map_err(|e| ServerError::Scram(e.into()))?;
                 Ok(s.message().to_vec())
             }
             Sasl::Keys(c) => c
                 .server_first(data)
-                .map_err(|e| ServerError::Auth(e.to_string())),
+                .map_err(|e| ServerError::Scram(e.into())),
         }
     }
 
     fn server_final(self, data: &[u8]) -> Result<(), ServerError> {
         match self {
-            Sasl::Password(mut s) => s.finish(data).map_err(|e| ServerError::Auth(e.to_string())),
+            Sasl::Password(mut s) => s.finish(data).map_err(|e| ServerError::Scram(e.into())),
             Sasl::Keys(c) => c
                 .server_final(data)
-                .map_err(|e| ServerError::Auth(e.to_string())),
+                .map_err(|e| ServerError::Scram(e.into())),
         }
     }
 }

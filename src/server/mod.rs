@@ -242,12 +242,19 @@ pub(crate) enum ServerError {
     Unexpected(String),
     #[error("server login failed: {message}")]
     Rejected { code: String, message: String },
+    /// Postgres asked for a login pgsluice cannot give (no password, no mechanism).
     #[error("server login failed: {0}")]
     Auth(String),
+    /// The SCRAM exchange with Postgres failed.
+    #[error("server login failed: {0}")]
+    Scram(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("server closed the connection")]
     Closed,
     #[error("server TLS failed: {0}")]
-    Tls(String),
+    Tls(#[source] crate::tls::TlsError),
+    /// server_tls_sslmode requires TLS and the server refused it.
+    #[error("server TLS failed: the server does not accept TLS connections (server_tls_sslmode = \"{0}\")")]
+    TlsRefused(String),
 }
 
 impl ServerError {
@@ -255,7 +262,9 @@ impl ServerError {
     pub(crate) fn sqlstate(&self) -> &str {
         match self {
             ServerError::Rejected { code, .. } => code,
-            ServerError::Auth(_) => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
+            ServerError::Auth(_) | ServerError::Scram(_) => {
+                sqlstate::INVALID_AUTHORIZATION_SPECIFICATION
+            }
             _ => sqlstate::CONNECTION_FAILURE,
         }
     }
