@@ -1,5 +1,5 @@
-//! Chaos on the Postgres side: restarts (fast and immediate) under load in session mode (the
-//! transaction-mode case is in server_faults.rs), and backends terminated in the middle of
+//! Chaos on the Postgres side: restarts (fast and immediate) under load in session and in
+//! transaction mode, and backends terminated in the middle of
 //! COPY FROM STDIN and COPY TO STDOUT. Clients only ever see exact rows or an error with a
 //! SQLSTATE, never a damaged message; the pool's counts come back to normal afterwards.
 
@@ -257,4 +257,66 @@ async fn a_backend_terminated_mid_copy_to_stdout() {
         c.unfinished()
     );
     recovered(&p, &table, 0).await;
+}
+
+/// Postgres restarted (fast and immediate) while transaction-mode clients work in a loop:
+/// clients between transactions see no error; a query in flight may fail with the server's
+/// error; every client carries on afterwards with the pool back to normal.
+#[tokio::test]
+async fn postgres_restart_under_load_in_transaction_mode() {
+    let cluster = PgCluster::start();
+    let p = Pooler::start(
+        PoolerConfig::new(&cluster).pooler("pool_mode = \"transaction\"\ndefault_pool_size = 4"),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let (c, _task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
+        clients.push(c);
+    }
+    for mode in ["fast", "immediate"] {
+        // Everyone idle between transactions at the moment of the restart.
+        cluster.restart(mode);
+        for c in &clients {
+            let rows = c.simple_query("select 1").await;
+            assert!(
+                rows.is_ok(),
+                "an idle client saw the {mode} restart: {rows:?}\n{}",
+                p.log()
+            );
+        }
+    }
+    drop(clients);
+    // Busy clients during a restart: only a query in flight fails (its client is told the
+    // server connection was lost, as with PgBouncer, and reconnects); all carry on.
+    let busy: Vec<_> = (0..20)
+        .map(|_| {
+            let cfg = md5_login(p.connect_config());
+            tokio::spawn(async move {
+                let (mut c, _task) = connect_with(&cfg).await.unwrap();
+                let mut failures = 0;
+                for _ in 0..200 {
+                    if c.simple_query("select count(*) from pg_class")
+                        .await
+                        .is_err()
+                    {
+                        failures += 1;
+                        c = connect_with(&cfg)
+                            .await
+                            .expect("reconnect after a restart")
+                            .0;
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.restart("fast");
+    for task in busy {
+        let failures = task.await.unwrap();
+        assert!(
+            failures <= 1,
+            "a client failed {failures} times for one restart"
+        );
+    }
 }

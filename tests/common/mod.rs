@@ -20,6 +20,7 @@ pub mod pooler_config;
 pub mod raw;
 pub mod raw_frontend;
 pub mod raw_scram;
+pub mod scripts;
 pub mod tls;
 
 use std::path::Path;

@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::common::raw::{tags, Backend, Frontend, RawClient};
+use crate::common::raw::{tags, Frontend, RawClient};
+use crate::common::scripts::{statuses, values};
 use crate::common::*;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -38,20 +39,6 @@ async fn simple_value(c: &Client, sql: &str) -> String {
         Some(Some(value)) => value,
         _ => panic!("{sql}: no non-NULL row"),
     }
-}
-
-fn values(msgs: &[Backend]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.tag == b'D')
-        .map(Backend::value)
-        .collect()
-}
-
-fn statuses(msgs: &[Backend]) -> String {
-    msgs.iter()
-        .filter(|m| m.tag == b'Z')
-        .map(|z| z.body[0] as char)
-        .collect()
 }
 
 /// A table every role may use, created directly on Postgres.

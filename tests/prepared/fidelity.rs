@@ -4,27 +4,13 @@
 //! to Postgres and through pgsluice and the replies must be identical, because a client's
 //! statements must behave as on its own Postgres session.
 
-use crate::common::raw::{assert_same_replies, play, tags, Backend, Frontend, RawClient, Step};
+use crate::common::raw::{tags, Frontend, RawClient, Step};
+use crate::common::scripts::{same_as_direct, transaction_pooler, values};
 use crate::common::*;
 use Step::{Send, UntilReady};
 
 fn tx_pooler(extra: &str) -> Pooler {
-    Pooler::start(
-        PoolerConfig::new(shared_cluster())
-            .pooler("pool_mode = \"transaction\"")
-            .pooler("default_pool_size = 1")
-            .pooler(extra),
-    )
-}
-
-/// Plays `script` straight to Postgres and through `p`; asserts identical replies.
-async fn same_as_direct(p: &Pooler, script: &[Step]) -> Vec<Backend> {
-    let mut d = RawClient::connect_direct(shared_cluster(), MD5_USER, MD5_PASS, &[]).await;
-    let expected = play(&mut d, script).await;
-    let mut c = RawClient::connect(p, MD5_USER, MD5_PASS, &[]).await;
-    let got = play(&mut c, script).await;
-    assert_same_replies(&got, &expected, &log_tail(&p.log(), 40));
-    got
+    transaction_pooler(&format!("default_pool_size = 1\n{extra}"))
 }
 
 fn q(sql: &str) -> Step {
@@ -43,13 +29,6 @@ fn prepare_and_run(name: &str, sql: &str) -> Step {
 
 fn run(name: &str) -> Step {
     Send(Frontend::new().bind("", name, &[]).execute("", 0).sync())
-}
-
-fn values(msgs: &[Backend]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.tag == b'D')
-        .map(Backend::value)
-        .collect()
 }
 
 #[tokio::test]

@@ -3,10 +3,11 @@
 //! told apart by search_path on one shared server, statement pooling, and session pooling
 //! passing names through untouched.
 
+use crate::common::raw::Step;
 use crate::common::raw::{
     assert_same_replies, assert_single_fatal, play, tags, Frontend, RawClient,
 };
-use crate::common::raw::{Backend, Step};
+use crate::common::scripts::{run_statement, values};
 use crate::common::*;
 use Step::{Send, UntilReady};
 
@@ -21,20 +22,6 @@ fn pooler(mode: &str, pool_size: usize, extra: &str) -> Pooler {
 
 async fn pooled(p: &Pooler, params: &[(&str, &str)]) -> RawClient {
     RawClient::connect(p, MD5_USER, MD5_PASS, params).await
-}
-
-fn run(statement: &str) -> Frontend {
-    Frontend::new()
-        .bind("", statement, &[])
-        .execute("", 0)
-        .sync()
-}
-
-fn values(msgs: &[Backend]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.tag == b'D')
-        .map(Backend::value)
-        .collect()
 }
 
 /// Statements prepared on the server `c` is on (a pool of one: always the same).
@@ -61,7 +48,7 @@ async fn eviction_keeps_the_server_within_max_prepared_statements() {
     }
     let order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 3, 7, 1, 5, 0, 8, 2, 6, 4];
     for (step, &i) in order.iter().enumerate() {
-        a.send(run(&format!("s{i}"))).await;
+        a.send(run_statement(&format!("s{i}"))).await;
         let got = a.recv_until_ready().await;
         assert_eq!(tags(&got), "2DCZ", "s{i}: {got:?}\n{}", p.log());
         assert_eq!(values(&got), [i.to_string()]);
@@ -113,7 +100,7 @@ async fn statements_pinned_by_one_request_are_evicted_by_the_next_parse() {
     let n = server_statements(&mut a).await;
     assert!(n <= 2, "{n} statements on the server");
     for i in [4, 0, 5, 2] {
-        a.send(run(&format!("s{i}"))).await;
+        a.send(run_statement(&format!("s{i}"))).await;
         assert_eq!(values(&a.recv_until_ready().await), [i.to_string()]);
         let n = server_statements(&mut a).await;
         assert!(n <= 2, "{n} statements on the server after s{i}");
@@ -153,7 +140,7 @@ async fn the_same_text_under_another_search_path_is_another_statement() {
     }
     for _ in 0..3 {
         for (c, schema) in [(&mut b, &sb), (&mut a, &sa)] {
-            c.send(run("q")).await;
+            c.send(run_statement("q")).await;
             let got = c.recv_until_ready().await;
             assert_eq!(
                 values(&got),

@@ -5,16 +5,13 @@
 //! on a server that never saw them, without the client noticing.
 
 use crate::common::raw::{assert_same_replies, play, tags, Backend, Frontend, RawClient, Step};
+use crate::common::scripts::{errors, run_statement, statuses, transaction_pooler, values};
 use crate::common::*;
 use tokio_postgres::{Client, SimpleQueryMessage};
 use Step::{Expect, Send, UntilReady};
 
 fn tx_pooler(pool_size: usize) -> Pooler {
-    Pooler::start(
-        PoolerConfig::new(shared_cluster())
-            .pooler("pool_mode = \"transaction\"")
-            .pooler(&format!("default_pool_size = {pool_size}")),
-    )
+    transaction_pooler(&format!("default_pool_size = {pool_size}"))
 }
 
 async fn direct() -> RawClient {
@@ -95,34 +92,6 @@ async fn moved_between(before: &[Step], after: &[Step]) -> Vec<Backend> {
     assert_eq!(now, x_pid, "the client moved to the other server");
     assert_same_replies(&got, &expected, &context(&p));
     got
-}
-
-fn values(msgs: &[Backend]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.tag == b'D')
-        .map(Backend::value)
-        .collect()
-}
-
-fn errors(msgs: &[Backend]) -> Vec<(String, String)> {
-    msgs.iter()
-        .filter(|m| m.tag == b'E')
-        .map(|m| (m.sqlstate().unwrap(), m.field(b'M').unwrap()))
-        .collect()
-}
-
-fn statuses(msgs: &[Backend]) -> String {
-    msgs.iter()
-        .filter(|m| m.tag == b'Z')
-        .map(|z| z.body[0] as char)
-        .collect()
-}
-
-fn run(statement: &str) -> Frontend {
-    Frontend::new()
-        .bind("", statement, &[])
-        .execute("", 0)
-        .sync()
 }
 
 fn missing(name: &str) -> (String, String) {
@@ -223,15 +192,15 @@ async fn an_error_mid_pipeline_forgets_only_the_failed_statement() {
         UntilReady,
         UntilReady,
         UntilReady,
-        Send(run("s2")),
+        Send(run_statement("s2")),
         UntilReady,
     ];
     let after = [
-        Send(run("s1")),
+        Send(run_statement("s1")),
         UntilReady,
-        Send(run("s2")),
+        Send(run_statement("s2")),
         UntilReady,
-        Send(run("s3")),
+        Send(run_statement("s3")),
         UntilReady,
     ];
     let got = moved_between(&before, &after).await;
@@ -264,7 +233,7 @@ async fn closed_names_are_reused_and_unknown_names_close_fine() {
         UntilReady,
     ];
     let after = [
-        Send(run("s")),
+        Send(run_statement("s")),
         UntilReady,
         // Close and Parse again in one pipeline.
         Send(
@@ -284,7 +253,7 @@ async fn closed_names_are_reused_and_unknown_names_close_fine() {
                 .sync(),
         ),
         UntilReady,
-        Send(run("s")),
+        Send(run_statement("s")),
         UntilReady,
     ];
     let got = moved_between(&before, &after).await;
@@ -326,7 +295,7 @@ async fn a_closed_name_does_not_touch_another_clients_statement_of_the_same_text
     let got = play(&mut a, &script).await;
     assert_same_replies(&got, &expected, &context(&p));
     assert_eq!(values(&got), ["old", "mine"]);
-    b.send(run("s")).await;
+    b.send(run_statement("s")).await;
     let got = b.recv_until_ready().await;
     assert_eq!(values(&got), ["old"], "{got:?}\n{}", context(&p));
 }
@@ -360,7 +329,7 @@ async fn duplicate_parse_fails_as_on_postgres_and_aborts_a_transaction() {
         UntilReady,
         Send(Frontend::new().query("rollback")),
         UntilReady,
-        Send(run("s")),
+        Send(run_statement("s")),
         UntilReady,
     ];
     let got = moved_between(&before, &after).await;
@@ -395,25 +364,25 @@ async fn deallocate_and_discard_all_drop_the_clients_names() {
         // Moved: pgsluice prepares s1 here first, to deallocate it as Postgres would.
         q("DEALLOCATE s1"),
         UntilReady,
-        Send(run("s1")),
+        Send(run_statement("s1")),
         UntilReady,
-        Send(run("s2")),
+        Send(run_statement("s2")),
         UntilReady,
         q("deallocate prepare S2;"),
         UntilReady,
-        Send(run("s2")),
+        Send(run_statement("s2")),
         UntilReady,
-        Send(run("s3")),
+        Send(run_statement("s3")),
         UntilReady,
         q("DEALLOCATE ALL"),
         UntilReady,
-        Send(run("s3")),
+        Send(run_statement("s3")),
         UntilReady,
         Send(Frontend::new().parse("s4", "select 4 as d").sync()),
         UntilReady,
         q("DISCARD ALL"),
         UntilReady,
-        Send(run("s4")),
+        Send(run_statement("s4")),
         UntilReady,
         q("DEALLOCATE nosuch"),
         UntilReady,
@@ -476,7 +445,7 @@ async fn a_failed_parse_leaves_no_stale_name() {
                 .sync(),
         ),
         UntilReady,
-        Send(run("s")),
+        Send(run_statement("s")),
         UntilReady,
     ];
     let got = moved_between(&before, &after).await;

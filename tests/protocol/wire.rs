@@ -4,60 +4,18 @@
 //! to its Sync, Execute with a row limit, FunctionCall, Notice/ParameterStatus, huge messages.
 //! Also: startup parameters reported back at login, and Terminate handing on a reset server.
 
-use crate::common::raw::{tags, Backend, Frontend, RawClient};
+use crate::common::raw::{tags, Backend, Frontend, RawClient, Step};
+use crate::common::scripts;
+use crate::common::scripts::values;
 use crate::common::*;
 use bytes::Buf;
-
-/// One step of a scripted conversation.
-enum Step {
-    Send(Frontend),
-    /// Read exactly this many messages: proves they came without anything more being sent.
-    Expect(usize),
-    /// Read through the next ReadyForQuery.
-    UntilReady,
-}
 use Step::*;
 
-async fn play(c: &mut RawClient, script: &[Step]) -> Vec<Backend> {
-    let mut got = Vec::new();
-    for step in script {
-        match step {
-            Send(batch) => c.send(batch.clone()).await,
-            Expect(n) => got.extend(c.recv_n(*n).await),
-            UntilReady => got.extend(c.recv_until_ready().await),
-        }
-    }
-    got
-}
-
-/// Plays `script` straight to Postgres, then through a fresh pgsluice; asserts the two reply
-/// streams are identical and returns them.
+/// Plays `script` straight to Postgres, then through a fresh pgsluice in session pooling;
+/// asserts the two reply streams are identical and returns them.
 async fn same_as_direct(script: &[Step]) -> Vec<Backend> {
-    let pg = shared_cluster();
-    let mut direct = RawClient::open(pg.host(), pg.port()).await;
-    direct
-        .login(MD5_USER, MD5_PASS, &[])
-        .await
-        .expect("direct login");
-    let expected = play(&mut direct, script).await;
-    let p = Pooler::start(PoolerConfig::new(pg));
-    let mut pooled = RawClient::connect(&p, MD5_USER, MD5_PASS, &[]).await;
-    let got = play(&mut pooled, script).await;
-    assert_eq!(
-        tags(&got),
-        tags(&expected),
-        "message order differs\n{}",
-        p.log()
-    );
-    assert_eq!(got, expected, "message bytes differ");
-    got
-}
-
-fn values(msgs: &[Backend]) -> Vec<String> {
-    msgs.iter()
-        .filter(|m| m.tag == b'D')
-        .map(Backend::value)
-        .collect()
+    let p = Pooler::start(PoolerConfig::new(shared_cluster()));
+    scripts::same_as_direct(&p, script).await
 }
 
 #[tokio::test]
