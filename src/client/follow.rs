@@ -23,12 +23,12 @@ pub(super) enum ApplyError {
 /// Gives `server` exactly the client's settings, and tells the client of every reported
 /// value that changed on the way.
 pub(super) async fn apply_to(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     server: &mut ServerConn,
 ) -> Result<(), ApplyError> {
-    match apply(server, &c.settings.values).await {
+    match apply(server, &client.settings.values).await {
         Ok(Applied::Unchanged) => Ok(()),
-        Ok(Applied::Changed) => tell_changes(c, server)
+        Ok(Applied::Changed) => tell_changes(client, server)
             .await
             .map_err(|e| ApplyError::Server(ServerError::Io(e))),
         Ok(Applied::Refused { code, message }) => Err(ApplyError::Refused { code, message }),
@@ -41,70 +41,78 @@ pub(super) async fn apply_to(
 /// startup parameter the client RESET gets its startup value back at once, and the client is
 /// told of it.
 pub(super) async fn read_back(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     server: &mut ServerConn,
 ) -> Result<(), ClientError> {
     // Custom settings it holds (from startup, or read back before) must be read back too.
-    let held = c.settings.values.keys().filter(|name| name.contains('.'));
-    c.settings.effects.names.extend(held.cloned());
-    let config = c.shared.config();
+    let held = client
+        .settings
+        .values
+        .keys()
+        .filter(|name| name.contains('.'));
+    client.settings.effects.names.extend(held.cloned());
+    let config = client.shared.config();
     let configured = config.pooler.custom_settings.iter();
-    c.settings
+    client
+        .settings
         .effects
         .names
         .extend(configured.map(|name| name.to_ascii_lowercase()));
-    c.shared.custom_names.note(&mut c.settings.effects.names);
-    let custom = c.shared.custom_names.sql_array();
+    client
+        .shared
+        .custom_names
+        .note(&mut client.settings.effects.names);
+    let custom = client.shared.custom_names.sql_array();
     let snapshot = capture(server, &custom).await?;
-    c.settings.absorb(&snapshot);
-    if c.pin_session_state {
-        set_pins(c, snapshot.pins.clone());
+    client.settings.absorb(&snapshot);
+    if client.pin_session_state {
+        set_pins(client, snapshot.pins.clone());
     } else if !snapshot.pins.is_empty() {
         tracing::debug!(
-            client = c.client_id,
+            client = client.client_id,
             pins = ?snapshot.pins,
             "session state that cannot move left on the server (pin_session_state = false)"
         );
     }
-    if c.settings.differs_from(&snapshot) {
-        if let Applied::Refused { code, message } = apply(server, &c.settings.values).await? {
+    if client.settings.differs_from(&snapshot) {
+        if let Applied::Refused { code, message } = apply(server, &client.settings.values).await? {
             return Err(ClientError::Rejected { code, message });
         }
-        tell_changes(c, server).await?;
+        tell_changes(client, server).await?;
     }
     Ok(())
 }
 
 /// Records why the client is pinned ("" when it is not) where SHOW CLIENTS and the metrics
 /// see it, with a log line at each change.
-fn set_pins(c: &mut PoolClient<'_>, pins: Vec<String>) {
-    if pins == c.settings.pins {
+fn set_pins(client: &mut PoolClient<'_>, pins: Vec<String>) {
+    if pins == client.settings.pins {
         return;
     }
     let reason = pins.join(", ");
     if pins.is_empty() {
         tracing::info!(
-            client = c.client_id,
+            client = client.client_id,
             "client unpinned: its session state is gone"
         );
     } else {
         tracing::info!(
-            client = c.client_id,
+            client = client.client_id,
             reason = %reason,
             "client pinned to its server until this session state is gone"
         );
     }
-    *c.info.pinned.lock().expect("info lock") = reason;
-    c.settings.pins = pins;
+    *client.info.pinned.lock().expect("info lock") = reason;
+    client.settings.pins = pins;
 }
 
 /// ParameterStatus for every reported value the server now holds that the client has not
 /// been told: pgsluice changed them for it (Postgres sends ParameterStatus at any time).
-async fn tell_changes(c: &mut PoolClient<'_>, server: &mut ServerConn) -> std::io::Result<()> {
+async fn tell_changes(client: &mut PoolClient<'_>, server: &mut ServerConn) -> std::io::Result<()> {
     let mut out = BytesMut::new();
-    c.settings.report_changes(server.params(), &mut out);
+    client.settings.report_changes(server.params(), &mut out);
     if !out.is_empty() {
-        c.stream.write_all(&out).await?;
+        client.stream.write_all(&out).await?;
     }
     Ok(())
 }

@@ -8,26 +8,26 @@ use super::ClientError;
 use crate::protocol::tracker::Tracker;
 use crate::relay::RelayStops;
 
-pub(super) async fn run(mut c: PoolClient<'_>) -> Result<(), ClientError> {
-    let mut lease = c.checkout().await?;
-    if let Err(e) = c.greet(&mut lease).await {
+pub(super) async fn run(mut client: PoolClient<'_>) -> Result<(), ClientError> {
+    let mut lease = client.checkout().await?;
+    if let Err(e) = client.greet(&mut lease).await {
         let (cut, left) = (ClientLeft::BetweenMessages, Leftover::Transaction);
-        super::settle::release(c.shared, lease, Tracker::default(), cut, left).await;
+        super::settle::release(client.shared, lease, Tracker::default(), cut, left).await;
         return Err(e);
     }
     let server = lease.server();
-    c.point_cancel(server);
-    c.link(server);
+    client.point_cancel(server);
+    client.link(server);
     tracing::debug!(
-        client = c.client_id,
+        client = client.client_id,
         server = server.id(),
         "server attached"
     );
     let mut tracker = Tracker::default();
-    let event = c
+    let event = client
         .relay_until_event(server, &mut tracker, RelayStops::default(), false)
         .await;
-    let cancels_quiet = c.detach_cancel(lease.server()).await;
-    c.unlink(lease.server());
-    settle(&mut c, lease, tracker, event, cancels_quiet).await
+    let cancels_quiet = client.detach_cancel(lease.server()).await;
+    client.unlink(lease.server());
+    settle(&mut client, lease, tracker, event, cancels_quiet).await
 }

@@ -22,19 +22,19 @@ use crate::state::Shared;
 /// A cancel still on its way to a pinned client's server can only reach that client's own
 /// next query, as on a direct connection.
 pub(super) async fn after_transaction(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     lease: Lease,
     cancels_quiet: bool,
 ) -> Option<Lease> {
-    if !c.settings.pins.is_empty() {
+    if !client.settings.pins.is_empty() {
         return Some(lease);
     }
     if !cancels_quiet {
         tracing::info!("closing server: a cancel for its last client may still land");
         lease.discard();
-    } else if c.shared.config().pooler.server_reset_query_always {
+    } else if client.shared.config().pooler.server_reset_query_always {
         let (cut, left) = (ClientLeft::BetweenMessages, Leftover::Transaction);
-        release(c.shared, lease, Tracker::default(), cut, left).await;
+        release(client.shared, lease, Tracker::default(), cut, left).await;
     } else {
         let pool = lease.pool().clone();
         pool.checkin(lease);
@@ -49,14 +49,14 @@ pub(super) async fn after_transaction(
 /// `cancels_quiet` is `detach_cancel`'s answer: when a cancel may still land, the server
 /// is closed rather than reset and pooled.
 pub(super) async fn settle(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
     cancels_quiet: bool,
 ) -> Result<(), ClientError> {
     let cut = lease.server().mid_message();
-    settle_event(c, lease, tracker, event, cancels_quiet)
+    settle_event(client, lease, tracker, event, cancels_quiet)
         .await
         .map_err(|e| match e {
             e if cut && e.reaches_client() => ClientError::CutOff(Box::new(e)),
@@ -65,7 +65,7 @@ pub(super) async fn settle(
 }
 
 async fn settle_event(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     mut lease: Lease,
     tracker: Tracker,
     event: Event,
@@ -116,18 +116,18 @@ async fn settle_event(
         Event::Killed => Err(ClientError::Killed),
     };
     if cancels_quiet {
-        let cut = if c.pump.is_clean() {
+        let cut = if client.pump.is_clean() {
             ClientLeft::BetweenMessages
         } else {
             ClientLeft::MidMessage
         };
         // Transaction pooling: state the client left may be more than a transaction.
-        let left = if !c.settings.pins.is_empty() || c.settings.effects.changed {
+        let left = if !client.settings.pins.is_empty() || client.settings.effects.changed {
             Leftover::SessionState
         } else {
             Leftover::Transaction
         };
-        release(c.shared, lease, tracker, cut, left).await;
+        release(client.shared, lease, tracker, cut, left).await;
     } else {
         tracing::info!("closing server: a cancel for its last client may still land");
         lease.discard();

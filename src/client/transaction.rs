@@ -25,10 +25,10 @@ use crate::relay::{RelayEnd, RelayStops};
 use crate::state::Shutdown;
 
 /// Serves a client of a transaction or statement pool (`mode`) until it leaves.
-pub(super) async fn run(mut c: PoolClient<'_>, mode: PoolMode) -> Result<(), ClientError> {
-    Box::pin(greet(&mut c)).await?;
+pub(super) async fn run(mut client: PoolClient<'_>, mode: PoolMode) -> Result<(), ClientError> {
+    Box::pin(greet(&mut client)).await?;
 
-    let mut shutdown = c.shared.shutdown_state();
+    let mut shutdown = client.shared.shutdown_state();
     let stops = RelayStops {
         stop_at_idle: true,
         refuse_transaction_blocks: mode == PoolMode::Statement,
@@ -36,14 +36,14 @@ pub(super) async fn run(mut c: PoolClient<'_>, mode: PoolMode) -> Result<(), Cli
     // The server of a pinned client, between its requests.
     let mut pinned: Option<Lease> = None;
     let result = loop {
-        match wait_for_request(&mut c, &mut shutdown).await {
+        match wait_for_request(&mut client, &mut shutdown).await {
             Ok(true) => {}
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
         // Boxed: the request's futures (checkout, relay, settle) are several KiB, and an idle
         // client should not carry them; one allocation per request buys ~6 KiB per idle client.
-        match Box::pin(serve_request(&mut c, stops, pinned.take())).await {
+        match Box::pin(serve_request(&mut client, stops, pinned.take())).await {
             Served::Next => {}
             Served::Pinned(lease) => pinned = Some(*lease),
             Served::End(result) => break result,
@@ -52,7 +52,7 @@ pub(super) async fn run(mut c: PoolClient<'_>, mode: PoolMode) -> Result<(), Cli
     if let Some(lease) = pinned {
         // Its session state (a lock, a temporary table...) must not reach the next client.
         let (cut, left) = (ClientLeft::BetweenMessages, Leftover::SessionState);
-        super::settle::release(c.shared, lease, Tracker::default(), cut, left).await;
+        super::settle::release(client.shared, lease, Tracker::default(), cut, left).await;
     }
     result
 }
@@ -60,17 +60,17 @@ pub(super) async fn run(mut c: PoolClient<'_>, mode: PoolMode) -> Result<(), Cli
 /// Greets the client with the ParameterStatus values of its session: learnt from earlier
 /// logins when every startup value is known, so no server is needed; otherwise from a server
 /// its startup parameters are applied on (which teaches them), which then goes back.
-async fn greet(c: &mut PoolClient<'_>) -> Result<(), ClientError> {
-    let reports = &c.pool.login_reports;
-    if let Some(report) = reports.report(&c.settings.values) {
-        return c.greet_with(&report).await;
+async fn greet(client: &mut PoolClient<'_>) -> Result<(), ClientError> {
+    let reports = &client.pool.login_reports;
+    if let Some(report) = reports.report(&client.settings.values) {
+        return client.greet_with(&report).await;
     }
-    let mut lease = c.checkout().await?;
-    let greeted = c.greet(&mut lease).await;
+    let mut lease = client.checkout().await?;
+    let greeted = client.greet(&mut lease).await;
     if greeted.is_ok() {
-        let pool = c.pool.clone();
+        let pool = client.pool.clone();
         pool.login_reports
-            .learn(&c.settings.values, lease.server().params());
+            .learn(&client.settings.values, lease.server().params());
     }
     let pool = lease.pool().clone();
     pool.checkin(lease);
@@ -89,7 +89,7 @@ enum Served {
 
 /// Serves one request on the client's pinned server, or on a server checked out for it.
 async fn serve_request(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     stops: RelayStops,
     mut pinned: Option<Lease>,
 ) -> Served {
@@ -99,54 +99,56 @@ async fn serve_request(
         let was_pinned = pinned.is_some();
         let mut lease = match pinned.take() {
             Some(lease) => lease,
-            None => match checkout_and_apply(c, &mut dead_in_a_row).await {
+            None => match checkout_and_apply(client, &mut dead_in_a_row).await {
                 Ok(Some(lease)) => lease,
                 Ok(None) => continue,
                 Err(served) => return served,
             },
         };
-        c.point_cancel(lease.server());
-        c.link(lease.server());
+        client.point_cancel(lease.server());
+        client.link(lease.server());
         tracing::debug!(
-            client = c.client_id,
+            client = client.client_id,
             server = lease.server().id(),
             "server attached"
         );
-        let sent_before = c.pump.written();
+        let sent_before = client.pump.written();
         let mut tracker = Tracker::default();
-        let event = c
+        let event = client
             .relay_until_event(lease.server(), &mut tracker, stops, true)
             .await;
-        let no_cancel_pending = c.detach_cancel(lease.server()).await;
-        c.unlink(lease.server());
-        tracing::debug!(client = c.client_id, ?event, "server detached");
-        let read_back = c.settings.effects.changed || c.read_back_always;
+        let no_cancel_pending = client.detach_cancel(lease.server()).await;
+        client.unlink(lease.server());
+        tracing::debug!(client = client.client_id, ?event, "server detached");
+        let read_back = client.settings.effects.changed || client.read_back_always;
         if matches!(event, Event::Relay(RelayEnd::Idle)) && read_back {
-            if let Err(e) = follow::read_back(c, lease.server()).await {
+            if let Err(e) = follow::read_back(client, lease.server()).await {
                 lease.discard();
                 return Served::End(Err(e));
             }
         }
         match event {
             Event::Relay(RelayEnd::Idle) => {
-                return match after_transaction(c, lease, no_cancel_pending).await {
+                return match after_transaction(client, lease, no_cancel_pending).await {
                     Some(pinned) => Served::Pinned(Box::new(pinned)),
                     None => Served::Next,
                 };
             }
             Event::Relay(RelayEnd::ServerGone(reason))
                 if !was_pinned
-                    && c.pump.written() == sent_before
+                    && client.pump.written() == sent_before
                     && dead_in_a_row < MAX_DEAD_IN_A_ROW =>
             {
                 // The server failed before taking any byte of the request: send the same
                 // request to another server, and the client never knows.
                 tracing::info!(%reason, "server connection failed before the request reached it; retrying on another");
                 lease.discard();
-                c.pump.rewind();
+                client.pump.rewind();
                 dead_in_a_row += 1;
             }
-            other => return Served::End(settle(c, lease, tracker, other, no_cancel_pending).await),
+            other => {
+                return Served::End(settle(client, lease, tracker, other, no_cancel_pending).await)
+            }
         }
     }
 }
@@ -154,24 +156,24 @@ async fn serve_request(
 /// A server from the pool with the client's settings applied. Ok(None) when it turned out
 /// dead and another should be tried; Err with how the request ends otherwise.
 async fn checkout_and_apply(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     dead_in_a_row: &mut u32,
 ) -> Result<Option<Lease>, Served> {
-    let mut lease = match c.checkout().await {
+    let mut lease = match client.checkout().await {
         Ok(lease) => lease,
         Err(ClientError::Pool(e @ PoolError::WaitTimeout { .. })) => {
-            return Err(match refuse_request(c, &e).await {
+            return Err(match refuse_request(client, &e).await {
                 Ok(()) => Served::Next,
                 Err(e) => Served::End(Err(e)),
             });
         }
         Err(e) => return Err(Served::End(Err(e))),
     };
-    match follow::apply_to(c, lease.server()).await {
+    match follow::apply_to(client, lease.server()).await {
         Ok(()) => Ok(Some(lease)),
         Err(ApplyError::Refused { code, message }) => {
             let (cut, left) = (ClientLeft::BetweenMessages, Leftover::Transaction);
-            super::settle::release(c.shared, lease, Tracker::default(), cut, left).await;
+            super::settle::release(client.shared, lease, Tracker::default(), cut, left).await;
             Err(Served::End(Err(ClientError::Rejected { code, message })))
         }
         Err(ApplyError::Server(e)) if *dead_in_a_row < MAX_DEAD_IN_A_ROW => {
@@ -192,26 +194,26 @@ const MAX_DEAD_IN_A_ROW: u32 = 3;
 /// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
 /// a client that sent half a message and stalled is closed by it (57P05), as an idle one.
 async fn wait_for_request(
-    c: &mut PoolClient<'_>,
+    client: &mut PoolClient<'_>,
     shutdown: &mut watch::Receiver<Shutdown>,
 ) -> Result<bool, ClientError> {
-    let idle = c.timeouts.client_idle;
+    let idle = client.timeouts.client_idle;
     loop {
         if *shutdown.borrow_and_update() == Shutdown::Closing {
             return Err(ClientError::ShuttingDown);
         }
         // Only a whole first message asks for a server: half of one, then a stall, would
         // otherwise hold that server (and with it every client queued behind).
-        if let Some(tag) = c.pump.peek_request() {
+        if let Some(tag) = client.pump.peek_request() {
             return Ok(tag != frontend_tag::TERMINATE);
         }
         tokio::select! {
-            more = c.pump.read_more(c.stream) => match more {
+            more = client.pump.read_more(client.stream) => match more {
                 Ok(true) => continue,
                 _ => return Ok(false),
             },
             () = sleep_or_forever(idle) => return Err(ClientError::IdleTimeout(idle)),
-            () = c.info.killed() => return Err(ClientError::Killed),
+            () = client.info.killed() => return Err(ClientError::Killed),
             Ok(()) = shutdown.changed() => continue,
         }
     }
@@ -226,8 +228,8 @@ async fn sleep_or_forever(limit: Duration) {
 
 /// Answers a request no server could be found for: ERROR 53300, the request's messages
 /// (through its Query or Sync) discarded, then ReadyForQuery so the client may retry.
-async fn refuse_request(c: &mut PoolClient<'_>, error: &PoolError) -> Result<(), ClientError> {
-    c.shared.counters.error_sent(error.sqlstate());
+async fn refuse_request(client: &mut PoolClient<'_>, error: &PoolError) -> Result<(), ClientError> {
+    client.shared.counters.error_sent(error.sqlstate());
     let mut out = BytesMut::new();
     backend::error_response(
         &mut out,
@@ -237,15 +239,15 @@ async fn refuse_request(c: &mut PoolClient<'_>, error: &PoolError) -> Result<(),
         None,
         None,
     );
-    c.stream.write_all(&out).await?;
+    client.stream.write_all(&out).await?;
     let mut sink = tokio::io::sink();
     let mut handler = |tag: u8, _: Option<&[u8]>| match tag {
         frontend_tag::QUERY | frontend_tag::SYNC => Verdict::ForwardThenStop,
         frontend_tag::TERMINATE => Verdict::StopBefore,
         _ => Verdict::Forward,
     };
-    let stream = &mut *c.stream;
-    let pump = &mut c.pump;
+    let stream = &mut *client.stream;
+    let pump = &mut client.pump;
     let paused = std::future::poll_fn(|cx| {
         pump.poll_pump(cx, stream, &mut sink, frontend_must_buffer, &mut handler)
     })
@@ -256,6 +258,6 @@ async fn refuse_request(c: &mut PoolClient<'_>, error: &PoolError) -> Result<(),
     }
     out.clear();
     backend::ready_for_query(&mut out, TX_IDLE);
-    c.stream.write_all(&out).await?;
+    client.stream.write_all(&out).await?;
     Ok(())
 }
