@@ -8,7 +8,7 @@
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-use super::attach::PoolClient;
+use super::pool_client::PoolClient;
 use super::ClientError;
 use crate::server::{apply, capture, Applied, ServerConn, ServerError};
 

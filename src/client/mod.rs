@@ -3,11 +3,11 @@
 //! pooler itself raises reaches the client as an ErrorResponse with a SQLSTATE
 //! (docs/architecture.md, invariant 5) before the socket closes.
 
-mod attach;
 mod auth;
 mod cancel;
 mod error;
 mod follow;
+mod pool_client;
 mod session;
 mod settings;
 mod settle;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 
-pub(crate) use attach::send_fatal;
+pub(crate) use pool_client::send_fatal;
 
 use crate::admin;
 use crate::config::PoolMode;
@@ -138,7 +138,7 @@ async fn handle(
         config.pin_session_state_for(&logged_in.pool.key.database, &logged_in.user);
     let read_back_always =
         config.session_read_back_always_for(&logged_in.pool.key.database, &logged_in.user);
-    let attached = attach::PoolClient {
+    let attached = pool_client::PoolClient {
         pin_session_state,
         read_back_always,
         shared,

@@ -2,7 +2,7 @@
 //! the server is reset (rollback, server_reset_query) and pooled again, or closed if anything
 //! is in doubt.
 
-use super::attach::PoolClient;
+use super::pool_client::PoolClient;
 use super::settle::{settle, ClientLeft, Leftover};
 use super::ClientError;
 use crate::protocol::tracker::Tracker;

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::attach::{Event, PoolClient};
+use super::pool_client::{Event, PoolClient};
 use super::ClientError;
 use crate::pool::Lease;
 use crate::protocol::sqlstate;

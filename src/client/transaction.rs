@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-use super::attach::{Event, PoolClient};
 use super::follow::{self, ApplyError};
+use super::pool_client::{Event, PoolClient};
 use super::settle::{after_transaction, settle, ClientLeft, Leftover};
 use super::ClientError;
 use crate::config::PoolMode;
