@@ -31,7 +31,7 @@ pub struct Memory {
 }
 
 impl Memory {
-    /// Whole RSS divided by the clients: what the "RSS per idle client" asks.
+    /// Whole RSS divided by the clients: what the "RSS per idle client" target means.
     pub fn per_client_kib(&self) -> f64 {
         self.rss_kib as f64 / self.connected.max(1) as f64
     }

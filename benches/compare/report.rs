@@ -1,5 +1,5 @@
 //! The bench's output: one Markdown report (the machine, a row per cell and target, memory,
-//! the targets as met / not met, syscalls per transaction) for stdout and
+//! the speed and memory targets as met / not met, syscalls per transaction) for stdout and
 //! BENCHMARKS.md, and the same data plus every single run as JSON under target/bench/.
 
 use std::fmt::Write as _;

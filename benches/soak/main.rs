@@ -208,7 +208,7 @@ fn summarize(opts: &Options, samples: Vec<Sample>, restarts_at_s: Vec<(u64, Stri
         trial_label: if full {
             String::new()
         } else {
-            " (trial, not the issue's full run)".into()
+            " (trial, not the full run)".into()
         },
         options: opts.clone(),
         restarts_at_s,

@@ -1,5 +1,5 @@
 //! The soak's knobs, read once from the environment by `main` (cargo bench passes no options
-//! of its own through). Defaults are the issue's: 5,000 clients for 10 minutes with two
+//! of its own through). Defaults are the full run's: 5,000 clients for 10 minutes with two
 //! PostgreSQL restarts; a trial shrinks them (SOAK_CLIENTS=300 SOAK_SECONDS=60).
 
 use std::time::Duration;
