@@ -20,6 +20,7 @@ use crate::client;
 use crate::config::{Config, ConfigErrors};
 use crate::metrics;
 use crate::net::{tune_tcp, BoxStream};
+use crate::open_files::{self, ClientRoom};
 use crate::protocol::sqlstate;
 use crate::state::{Shared, Shutdown};
 use crate::tls::TlsContext;
@@ -51,9 +52,29 @@ pub fn check_tls(config: &Config) -> Result<(), ConfigErrors> {
     TlsContext::load(&config.pooler.tls).map(|_| ())
 }
 
+/// For `--check`: the warning pgsluice would log at start when max_client_conn clients and
+/// the servers the configuration may open do not fit in the open-files limit it would run
+/// with (the hard limit, to which it raises the soft one).
+pub fn open_files_warning(config: &Config, userlist: &Userlist) -> Option<String> {
+    let limit = open_files::raise().now;
+    ClientRoom::new(config, userlist.users(), limit).warning(config)
+}
+
 /// Runs the pooler until shutdown completes.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), AppError> {
     let userlist = load_userlist(&config)?;
+    let open_files = open_files::raise();
+    if open_files.now != open_files.before {
+        tracing::info!(
+            from = open_files.before,
+            to = open_files.now,
+            "open files limit raised to the hard limit"
+        );
+    }
+    let room = ClientRoom::new(&config, userlist.users(), open_files.now);
+    if let Some(warning) = room.warning(&config) {
+        tracing::warn!("{warning}");
+    }
     let tls = TlsContext::load(&config.pooler.tls).map_err(AppError::Tls)?;
     let exporter =
         (!config.pooler.metrics_addr.is_empty()).then(|| Arc::new(metrics::Exporter::new()));
@@ -299,21 +320,27 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener, client_tasks: Task
     }
 }
 
-/// Counts the client and spawns its task, or refuses it past max_client_conn.
+/// Counts the client and spawns its task, or refuses it past max_client_conn (or past the
+/// clients the open-files limit holds beside the servers).
 fn admit(shared: &Arc<Shared>, client_tasks: &TaskTracker, mut stream: BoxStream, peer: String) {
-    let max = shared.config().pooler.max_client_conn;
+    let max = shared.client_room.load(Ordering::Relaxed);
     let now = shared.clients.fetch_add(1, Ordering::SeqCst) + 1;
     let guard = ClientCount(shared.clone());
     if now > max {
+        let configured = shared.config().pooler.max_client_conn;
+        let message = if max < configured {
+            format!(
+                "no more connections allowed (max_client_conn = {configured}, of which the \
+                 open files limit {} holds {max} beside the server connections)",
+                open_files::current_limit()
+            )
+        } else {
+            format!("no more connections allowed (max_client_conn = {max})")
+        };
         client_tasks.spawn(async move {
             let _guard = guard;
-            tracing::warn!(%peer, max_client_conn = max, "refusing client: too many clients");
-            client::send_fatal(
-                &mut stream,
-                sqlstate::TOO_MANY_CONNECTIONS,
-                &format!("no more connections allowed (max_client_conn = {max})"),
-            )
-            .await;
+            tracing::warn!(%peer, clients_allowed = max, "refusing client: too many clients");
+            client::send_fatal(&mut stream, sqlstate::TOO_MANY_CONNECTIONS, &message).await;
         });
         return;
     }

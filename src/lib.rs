@@ -19,6 +19,7 @@ pub(crate) mod histogram;
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod net;
+pub(crate) mod open_files;
 pub(crate) mod pool;
 pub(crate) mod prepared;
 pub mod protocol;

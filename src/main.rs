@@ -59,7 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         return match pgsluice::app::load_userlist(&config) {
-            Ok(_) => {
+            Ok(userlist) => {
+                if let Some(warning) = pgsluice::app::open_files_warning(&config, &userlist) {
+                    eprintln!("pgsluice: warning: {warning}");
+                }
                 println!("{}: configuration OK", path.display());
                 ExitCode::SUCCESS
             }

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::auth::Userlist;
 use crate::config::Config;
 use crate::live::{ConnTable, PeriodAverages, ProcessCounters, TrafficTotals};
+use crate::open_files::{self, ClientRoom};
 use crate::pool::PoolRegistry;
 use crate::prepared::{Counters, Registry};
 use crate::server::CancelRegistry;
@@ -52,6 +53,9 @@ pub(crate) struct Shared {
     /// Custom settings (`app.tenant_id`) clients have set, read back by name.
     pub(crate) custom_names: crate::server::CustomNames,
     /// Clients connected now (counted from accept to close).
+    /// Clients admitted at most: max_client_conn, or fewer when the open-files limit cannot
+    /// hold that many beside the servers (`open_files::ClientRoom`).
+    pub(crate) client_room: AtomicUsize,
     pub(crate) clients: AtomicUsize,
     next_client_id: AtomicU64,
     /// Random per process: keys the fake SCRAM salts of unknown users.
@@ -67,6 +71,7 @@ impl Shared {
         config_path: Option<PathBuf>,
         histograms: bool,
     ) -> Arc<Shared> {
+        let room = ClientRoom::new(&config, userlist.users(), open_files::current_limit());
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
@@ -82,6 +87,7 @@ impl Shared {
             statements: Registry::new(),
             statement_counters: Counters::default(),
             custom_names: crate::server::CustomNames::default(),
+            client_room: AtomicUsize::new(room.clients),
             clients: AtomicUsize::new(0),
             next_client_id: AtomicU64::new(0),
             mock_key: rand::random(),
@@ -111,6 +117,11 @@ impl Shared {
 
     /// Swaps in a reloaded configuration, auth_file and TLS material.
     pub(crate) fn replace_config(&self, config: Config, userlist: Userlist, tls: Arc<TlsContext>) {
+        let room = ClientRoom::new(&config, userlist.users(), open_files::current_limit());
+        if let Some(warning) = room.warning(&config) {
+            tracing::warn!("{warning}");
+        }
+        self.client_room.store(room.clients, Ordering::Relaxed);
         *self.config.write().expect("config lock") = Arc::new(config);
         *self.userlist.write().expect("userlist lock") = Arc::new(userlist);
         *self.tls.write().expect("tls lock") = tls;

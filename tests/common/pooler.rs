@@ -61,7 +61,17 @@ impl Pooler {
             .append(true)
             .open(dir.path().join(LOG_FILE))
             .expect("open pgsluice.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgsluice"));
+        let mut cmd = match cfg.open_files_limit() {
+            // prlimit sets the limit and execs pgsluice: the child's pid stays pgsluice's.
+            Some((soft, hard)) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_pgsluice"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_pgsluice")),
+        };
         cmd.arg("-c")
             .arg(dir.path().join(CONFIG_FILE))
             .current_dir(dir.path())

@@ -25,6 +25,8 @@ pub struct PoolerConfig {
     env: Vec<(String, String)>,
     /// Extra files written next to pooler.toml (mode 0600): certificates and keys.
     files: Vec<(String, String)>,
+    /// The open-files limit (soft, hard) pgsluice starts with, set with util-linux prlimit.
+    open_files: Option<(u64, u64)>,
 }
 
 impl PoolerConfig {
@@ -54,6 +56,7 @@ impl PoolerConfig {
                 .collect(),
             env: Vec::new(),
             files: Vec::new(),
+            open_files: None,
         }
     }
 
@@ -118,6 +121,16 @@ impl PoolerConfig {
 
     pub fn env_vars(&self) -> &[(String, String)] {
         &self.env
+    }
+
+    /// Starts pgsluice with this open-files limit, as a login shell's `ulimit -n` would.
+    pub fn open_files(mut self, soft: u64, hard: u64) -> Self {
+        self.open_files = Some((soft, hard));
+        self
+    }
+
+    pub fn open_files_limit(&self) -> Option<(u64, u64)> {
+        self.open_files
     }
 
     /// The raw value of a `[pooler]` key a test set explicitly (e.g. `listen_port`).

@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod client_limits;
 mod harness;
+mod open_files;
 mod pool_limits;
 mod release_points;
 mod session;
