@@ -146,8 +146,10 @@ fn render_ini(spec: &BouncerSpec, port: u16, dir: &Path) -> String {
          logfile = {dir}/pgbouncer.log\n\
          pool_mode = transaction\n\
          default_pool_size = {pool}\n\
-         max_client_conn = {max}\n",
+         max_client_conn = {max}\n\
+         stats_users = {stats}\n",
         db = spec.database,
+        stats = spec.users.first().map_or("", |(user, _)| *user),
         pg_port = spec.pg_port,
         pool = spec.pool_size,
         max = spec.max_client_conn,
