@@ -15,10 +15,9 @@ use crate::config::ClientTimeouts;
 use crate::live::{ConnInfo, ConnState, TrafficStats};
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
-use crate::pool::{Lease, Pool};
+use crate::pool::{Lease, Pool, Report};
 use crate::prepared::ClientStatements;
 use crate::protocol::backend::{self, Severity};
-use crate::protocol::params::is_session_parameter;
 use crate::protocol::tracker::{Tracker, TX_IDLE};
 use crate::relay::{
     relay, Activity, ClientSide, Prepared, RelayEnd, RelayStops, ReplyPlan, SessionEffects,
@@ -142,21 +141,23 @@ impl PoolClient<'_> {
             // Postgres refused a startup parameter: a FATAL at login, as Postgres itself does.
             return Err(ClientError::Rejected { code, message });
         }
-        let params = server.params().clone();
-        self.greet_with(&params).await
+        let report = Report::new(self.settings.startup.clone(), server.params().clone());
+        self.greet_with(&report).await
     }
 
-    /// Greets the client with `params` as its ParameterStatus values, its cancel key and
-    /// ReadyForQuery.
-    pub(super) async fn greet_with(
-        &mut self,
-        params: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), ClientError> {
+    /// Greets the client with `report`'s ParameterStatus values, its cancel key and
+    /// ReadyForQuery. The client keeps the report's shared maps rather than copies.
+    pub(super) async fn greet_with(&mut self, report: &Report) -> Result<(), ClientError> {
         let mut out = BytesMut::new();
-        for (name, value) in params {
+        for (name, value) in &report.all {
             backend::parameter_status(&mut out, name, value);
-            if is_session_parameter(name) {
-                self.settings.reported.insert(name.clone(), value.clone());
+        }
+        self.settings.reported = report.session.clone();
+        if *report.startup == *self.settings.startup {
+            let unchanged = Arc::ptr_eq(&self.settings.values, &self.settings.startup);
+            self.settings.startup = report.startup.clone();
+            if unchanged {
+                self.settings.values = report.startup.clone();
             }
         }
         backend::backend_key_data(&mut out, self.cancel_key.0, self.cancel_key.1);

@@ -5,6 +5,7 @@
 //! of every change to a reported value it did not see happen.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 
@@ -13,16 +14,20 @@ use crate::protocol::params::is_session_parameter;
 use crate::relay::SessionEffects;
 use crate::server::Snapshot;
 
+/// The maps below are shared, copy-on-write: `values` starts as the very map `startup` is,
+/// and `reported` as the one every client of the pool with the same startup values is
+/// greeted with, so an idle client that changed nothing holds none of its own (most of an
+/// idle client's memory otherwise).
 #[derive(Debug, Default)]
 pub(crate) struct Settings {
     /// Every run-time parameter at source "session" for this client (lower-case name →
     /// value): what any server it uses must hold, and nothing else.
-    pub(crate) values: BTreeMap<String, String>,
+    pub(crate) values: Arc<BTreeMap<String, String>>,
     /// Its startup parameters (lower-case name → value): what RESET, RESET ALL and
     /// DISCARD ALL return to, as on a connection of its own.
-    pub(crate) startup: BTreeMap<String, String>,
+    pub(crate) startup: Arc<BTreeMap<String, String>>,
     /// The ParameterStatus values it has been sent (name as Postgres reports it → value).
-    pub(crate) reported: BTreeMap<String, String>,
+    pub(crate) reported: Arc<BTreeMap<String, String>>,
     /// What since the last capture may have changed the session: read it back before the
     /// server goes to anyone else.
     pub(crate) effects: SessionEffects,
@@ -34,10 +39,12 @@ pub(crate) struct Settings {
 impl Settings {
     /// From the startup parameters (`options` already split into its `-c` settings).
     pub(crate) fn from_startup(params: Vec<(String, String)>) -> Settings {
-        let startup: BTreeMap<String, String> = params
-            .into_iter()
-            .map(|(name, value)| (name.to_ascii_lowercase(), value))
-            .collect();
+        let startup: Arc<BTreeMap<String, String>> = Arc::new(
+            params
+                .into_iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                .collect(),
+        );
         Settings {
             values: startup.clone(),
             startup,
@@ -58,11 +65,14 @@ impl Settings {
     /// longer set for the session was RESET (or DISCARDed): on a connection of its own that
     /// returns it to the startup value, not to the server's, so that is what it gets.
     pub(crate) fn absorb(&mut self, snapshot: &Snapshot) {
-        self.values.clone_from(&snapshot.settings);
-        for (name, value) in &self.startup {
-            if !self.values.contains_key(name) {
-                self.values.insert(name.clone(), value.clone());
+        let mut values = snapshot.settings.clone();
+        for (name, value) in self.startup.iter() {
+            if !values.contains_key(name) {
+                values.insert(name.clone(), value.clone());
             }
+        }
+        if values != *self.values {
+            self.values = Arc::new(values);
         }
         self.effects.changed = false;
     }
@@ -70,7 +80,7 @@ impl Settings {
     /// Whether `values` differs from what the server was just read to hold: a startup value
     /// to restore after a RESET.
     pub(crate) fn differs_from(&self, snapshot: &Snapshot) -> bool {
-        self.values != snapshot.settings
+        *self.values != snapshot.settings
     }
 
     /// ParameterStatus messages for every reported session value of `server_params` the
@@ -83,7 +93,7 @@ impl Settings {
         for (name, value) in server_params {
             if is_session_parameter(name) && self.reported.get(name) != Some(value) {
                 backend::parameter_status(out, name, value);
-                self.reported.insert(name.clone(), value.clone());
+                Arc::make_mut(&mut self.reported).insert(name.clone(), value.clone());
             }
         }
     }

@@ -26,6 +26,7 @@ pub(crate) use clients::ClientSlot;
 pub(crate) use lease::Lease;
 #[allow(unused_imports, reason = "for the admin console's SHOW POOLS")]
 pub(crate) use ledger::Counts;
+pub(crate) use login_report::Report;
 pub(crate) use maintenance::MAINTENANCE_PERIOD;
 pub(crate) use server_pool::Pool;
 pub(crate) use settings::PoolSettings;

@@ -109,7 +109,7 @@ pub(super) struct Backend<'s> {
     pub(super) has_plan: bool,
     pub(super) stops: RelayStops,
     /// The ParameterStatus values the client has been sent.
-    pub(super) reported: &'s mut BTreeMap<String, String>,
+    pub(super) reported: &'s mut std::sync::Arc<BTreeMap<String, String>>,
     pub(super) effects: Option<&'s mut SessionEffects>,
     /// Values the server reported, by name as reported.
     pub(super) server_params: &'s mut BTreeMap<String, String>,
@@ -196,7 +196,7 @@ impl Backend<'_> {
         if self.reported.get(name).is_some_and(|v| v == value) {
             return Verdict::Replace(bytes::Bytes::new());
         }
-        self.reported.insert(name.to_string(), value.to_string());
+        std::sync::Arc::make_mut(self.reported).insert(name.to_string(), value.to_string());
         planned
     }
 

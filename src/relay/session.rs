@@ -64,7 +64,7 @@ impl Activity {
 pub(crate) struct ClientSide<'a> {
     pub(crate) stream: &'a mut BoxStream,
     pub(crate) pump: &'a mut Pump,
-    pub(crate) reported: &'a mut BTreeMap<String, String>,
+    pub(crate) reported: &'a mut std::sync::Arc<BTreeMap<String, String>>,
     /// What relayed messages may have done to the session, so that its state is read back
     /// before the server goes to another client. None in session pooling.
     pub(crate) effects: Option<&'a mut SessionEffects>,
