@@ -138,7 +138,7 @@ async fn handle(
         config.pin_session_state_for(&logged_in.pool.key.database, &logged_in.user);
     let read_back_always =
         config.session_read_back_always_for(&logged_in.pool.key.database, &logged_in.user);
-    let attached = pool_client::PoolClient {
+    let mut attached = pool_client::PoolClient {
         pin_session_state,
         read_back_always,
         shared,
@@ -162,7 +162,7 @@ async fn handle(
     let result = match logged_in.mode {
         PoolMode::Session => Box::pin(session::run(attached)).await,
         mode @ (PoolMode::Transaction | PoolMode::Statement) => {
-            transaction::run(attached, mode).await
+            transaction::run(&mut attached, mode).await
         }
     };
     shared.cancels.forget(logged_in.cancel_key);

@@ -25,34 +25,45 @@ use crate::relay::{RelayEnd, RelayStops};
 use crate::state::Shutdown;
 
 /// Serves a client of a transaction or statement pool (`mode`) until it leaves.
-pub(super) async fn run(mut client: PoolClient<'_>, mode: PoolMode) -> Result<(), ClientError> {
-    Box::pin(greet(&mut client)).await?;
+/// The client is borrowed, not moved in: an async fn keeps its arguments apart from its
+/// locals, and an idle client's task should hold one copy of its state, not two.
+pub(super) async fn run(client: &mut PoolClient<'_>, mode: PoolMode) -> Result<(), ClientError> {
+    Box::pin(greet(client)).await?;
 
     let mut shutdown = client.shared.shutdown_state();
     let stops = RelayStops {
         stop_at_idle: true,
         refuse_transaction_blocks: mode == PoolMode::Statement,
     };
-    // The server of a pinned client, between its requests.
-    let mut pinned: Option<Lease> = None;
+    // The server of a pinned client, between its requests; boxed, so that an idle client's
+    // task does not carry room for a lease it rarely has.
+    let mut pinned: Option<Box<Lease>> = None;
     let result = loop {
-        match wait_for_request(&mut client, &mut shutdown).await {
+        match wait_for_request(client, &mut shutdown).await {
             Ok(true) => {}
             Ok(false) => break Ok(()),
             Err(e) => break Err(e),
         }
         // Boxed: the request's futures (checkout, relay, settle) are several KiB, and an idle
         // client should not carry them; one allocation per request buys ~6 KiB per idle client.
-        match Box::pin(serve_request(&mut client, stops, pinned.take())).await {
+        match Box::pin(serve_request(client, stops, pinned.take())).await {
             Served::Next => {}
-            Served::Pinned(lease) => pinned = Some(*lease),
+            Served::Pinned(lease) => pinned = Some(lease),
             Served::End(result) => break result,
         }
     };
-    if let Some(lease) = pinned {
+    if let Some(lease) = pinned.map(|lease| *lease) {
         // Its session state (a lock, a temporary table...) must not reach the next client.
         let (cut, left) = (ClientLeft::BetweenMessages, Leftover::SessionState);
-        super::settle::release(client.shared, lease, Tracker::default(), cut, left).await;
+        // Boxed: an idle client's task should not carry the reset's future.
+        Box::pin(super::settle::release(
+            client.shared,
+            lease,
+            Tracker::default(),
+            cut,
+            left,
+        ))
+        .await;
     }
     result
 }
@@ -91,13 +102,13 @@ enum Served {
 async fn serve_request(
     client: &mut PoolClient<'_>,
     stops: RelayStops,
-    mut pinned: Option<Lease>,
+    mut pinned: Option<Box<Lease>>,
 ) -> Served {
     // Servers found dead before any byte of the request reached them, in a row.
     let mut dead_in_a_row = 0;
     loop {
         let was_pinned = pinned.is_some();
-        let mut lease = match pinned.take() {
+        let mut lease = match pinned.take().map(|lease| *lease) {
             Some(lease) => lease,
             None => match checkout_and_apply(client, &mut dead_in_a_row).await {
                 Ok(Some(lease)) => lease,
