@@ -77,9 +77,9 @@ pub fn all(cells: &[Cell], memory: &[Memory]) -> Vec<Verdict> {
         "×",
     ));
     v.push(check(
-        "-S -C, 20 clients: ≥ 1.2 × PgBouncer",
+        "-S -C, 20 clients: ≥ 1.15 × PgBouncer",
         tps_ratio(cells, "s_connect_20", Pgsluice, PgBouncer),
-        1.2,
+        1.15,
         true,
         "×",
     ));
@@ -96,13 +96,13 @@ pub fn all(cells: &[Cell], memory: &[Memory]) -> Vec<Verdict> {
     let sluice_mem = memory.iter().find(|m| m.pooler == "pgsluice");
     v.push(check(
         &format!(
-            "≤ 6 KiB RSS per idle client at {} clients",
+            "≤ 2 KiB RSS per idle client at {} clients",
             sluice_mem.map(|m| m.connected).unwrap_or(10_000)
         ),
         sluice_mem
             .filter(|m| m.connected > 0)
             .map(Memory::per_client_kib),
-        6.0,
+        2.0,
         false,
         " KiB",
     ));
@@ -149,16 +149,16 @@ fn surge(cells: &[Cell]) -> Vec<Verdict> {
     ]
 }
 
-/// Pooler CPU per transaction ≤ PgBouncer's, cell by cell (ratio of CPU s per 1000 tx).
+/// Pooler CPU per transaction ≤ 0.9 × PgBouncer's, cell by cell (ratio of CPU s per 1000 tx).
 fn cpu(cells: &[Cell]) -> Vec<Verdict> {
     cells
         .iter()
         .filter(|c| c.runs(Target::PgBouncer).is_some() && c.runs(Target::Pgsluice).is_some())
         .map(|c| {
             check(
-                &format!("pooler CPU per transaction ≤ PgBouncer's: {}", c.id),
+                &format!("pooler CPU per transaction ≤ 0.9 × PgBouncer's: {}", c.id),
                 ratio_of(c, Target::Pgsluice, Target::PgBouncer, Run::cpu_per_1k),
-                1.0,
+                0.9,
                 false,
                 "×",
             )
