@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use pgsluice::protocol::tags::{backend_tag, error_field, tx_status};
+
 use super::console::{console, show};
 use super::log_tail;
 use super::pg::{shared_cluster, PgCluster};
@@ -249,7 +251,7 @@ async fn play(pg: &PgCluster, s: &Scenario, through: Option<&Pooler>) -> Transcr
         Err(e) => vec![decode(&e)],
     };
     let mut replies = Vec::new();
-    let mut status = b'I';
+    let mut status = tx_status::IDLE;
     let mut turn = 0;
     for act in &s.acts {
         let Some(client) = c.as_mut() else {
@@ -289,7 +291,12 @@ async fn play(pg: &PgCluster, s: &Scenario, through: Option<&Pooler>) -> Transcr
                 other.recv_until_closed().await;
             }
             Act::Move => {
-                assert_eq!(status, b'I', "{}: a move inside a transaction", s.name);
+                assert_eq!(
+                    status,
+                    tx_status::IDLE,
+                    "{}: a move inside a transaction",
+                    s.name
+                );
                 if let (Some(pair), Some(p)) = (holders.as_mut(), through) {
                     if pool_has_idle_server(p).await {
                         // The idle holder takes the client's last server; the other lets its
@@ -428,13 +435,18 @@ async fn pool_has_idle_server(p: &Pooler) -> bool {
 fn login_lines(startup: &[Backend]) -> Vec<String> {
     let mut status: Vec<String> = startup
         .iter()
-        .filter(|m| m.tag == b'S')
+        .filter(|m| m.tag == backend_tag::PARAMETER_STATUS)
         .map(decode)
         .collect();
     status.sort();
     let rest = startup
         .iter()
-        .filter(|m| !matches!(m.tag, b'S' | b'R'))
+        .filter(|m| {
+            !matches!(
+                m.tag,
+                backend_tag::PARAMETER_STATUS | backend_tag::AUTHENTICATION
+            )
+        })
         .map(decode);
     status.into_iter().chain(rest).collect()
 }
@@ -443,26 +455,30 @@ fn login_lines(startup: &[Backend]) -> Vec<String> {
 pub fn decode(m: &Backend) -> String {
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match m.tag {
-        b'K' => "BackendKeyData".into(),
-        b'Z' => format!("ReadyForQuery({})", text(&m.body)),
-        b'S' => format!("ParameterStatus({})", m.cstrings().join("=")),
-        b'C' => format!("CommandComplete({})", m.cstrings().join("")),
-        b'D' => format!("DataRow{:?}", m.columns()),
-        b'T' => format!("RowDescription{:?}", row_description(&m.body)),
-        b'E' | b'N' => {
-            let kind = if m.tag == b'E' { "Error" } else { "Notice" };
+        backend_tag::BACKEND_KEY_DATA => "BackendKeyData".into(),
+        backend_tag::READY_FOR_QUERY => format!("ReadyForQuery({})", text(&m.body)),
+        backend_tag::PARAMETER_STATUS => format!("ParameterStatus({})", m.cstrings().join("=")),
+        backend_tag::COMMAND_COMPLETE => format!("CommandComplete({})", m.cstrings().join("")),
+        backend_tag::DATA_ROW => format!("DataRow{:?}", m.columns()),
+        backend_tag::ROW_DESCRIPTION => format!("RowDescription{:?}", row_description(&m.body)),
+        backend_tag::ERROR_RESPONSE | backend_tag::NOTICE_RESPONSE => {
+            let kind = if m.tag == backend_tag::ERROR_RESPONSE {
+                "Error"
+            } else {
+                "Notice"
+            };
             let f = |c| m.field(c).unwrap_or_default();
             normalize_names(&format!(
                 "{kind}Response({} {} {}{})",
-                f(b'V'),
-                f(b'C'),
-                f(b'M'),
-                m.field(b'D')
+                f(error_field::SEVERITY),
+                f(error_field::CODE),
+                f(error_field::MESSAGE),
+                m.field(error_field::DETAIL)
                     .map(|d| format!(" DETAIL {d}"))
                     .unwrap_or_default()
             ))
         }
-        b'A' => {
+        backend_tag::NOTIFICATION_RESPONSE => {
             let rest = m.body.get(4..).unwrap_or_default();
             let parts: Vec<String> = rest
                 .split(|b| *b == 0)
@@ -470,18 +486,24 @@ pub fn decode(m: &Backend) -> String {
                 .collect();
             format!("NotificationResponse({})", parts.join(","))
         }
-        b'1' => "ParseComplete".into(),
-        b'2' => "BindComplete".into(),
-        b'3' => "CloseComplete".into(),
-        b'n' => "NoData".into(),
-        b'I' => "EmptyQueryResponse".into(),
-        b's' => "PortalSuspended".into(),
-        b't' => format!("ParameterDescription({} bytes)", m.body.len()),
-        b'G' | b'H' | b'W' => format!("Copy{}Response", m.tag as char),
-        b'd' => format!("CopyData({})", text(&m.body)),
-        b'c' => "CopyDone".into(),
-        b'V' => format!("FunctionCallResponse({:?})", m.body),
-        b'v' => format!("NegotiateProtocolVersion({:?})", m.body),
+        backend_tag::PARSE_COMPLETE => "ParseComplete".into(),
+        backend_tag::BIND_COMPLETE => "BindComplete".into(),
+        backend_tag::CLOSE_COMPLETE => "CloseComplete".into(),
+        backend_tag::NO_DATA => "NoData".into(),
+        backend_tag::EMPTY_QUERY_RESPONSE => "EmptyQueryResponse".into(),
+        backend_tag::PORTAL_SUSPENDED => "PortalSuspended".into(),
+        backend_tag::PARAMETER_DESCRIPTION => {
+            format!("ParameterDescription({} bytes)", m.body.len())
+        }
+        backend_tag::COPY_IN_RESPONSE
+        | backend_tag::COPY_OUT_RESPONSE
+        | backend_tag::COPY_BOTH_RESPONSE => format!("Copy{}Response", m.tag as char),
+        backend_tag::COPY_DATA => format!("CopyData({})", text(&m.body)),
+        backend_tag::COPY_DONE => "CopyDone".into(),
+        backend_tag::FUNCTION_CALL_RESPONSE => format!("FunctionCallResponse({:?})", m.body),
+        backend_tag::NEGOTIATE_PROTOCOL_VERSION => {
+            format!("NegotiateProtocolVersion({:?})", m.body)
+        }
         other => format!("'{}'({:?})", other as char, m.body),
     }
 }

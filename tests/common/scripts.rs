@@ -2,6 +2,8 @@
 //! that a script gets the same replies straight from Postgres and through pgsluice, the
 //! message builders they repeat, and readers for the parts of a reply they compare.
 
+use pgsluice::protocol::tags::{backend_tag, error_field};
+
 use super::log_tail;
 use super::pg::shared_cluster;
 use super::pgsetup::{MD5_PASS, MD5_USER};
@@ -41,7 +43,7 @@ pub fn run_statement(statement: &str) -> Frontend {
 /// The first column of every DataRow.
 pub fn values(msgs: &[Backend]) -> Vec<String> {
     msgs.iter()
-        .filter(|m| m.tag == b'D')
+        .filter(|m| m.tag == backend_tag::DATA_ROW)
         .map(Backend::value)
         .collect()
 }
@@ -49,15 +51,20 @@ pub fn values(msgs: &[Backend]) -> Vec<String> {
 /// SQLSTATE and message of every ErrorResponse.
 pub fn errors(msgs: &[Backend]) -> Vec<(String, String)> {
     msgs.iter()
-        .filter(|m| m.tag == b'E')
-        .map(|m| (m.sqlstate().unwrap(), m.field(b'M').unwrap()))
+        .filter(|m| m.tag == backend_tag::ERROR_RESPONSE)
+        .map(|m| {
+            (
+                m.sqlstate().unwrap(),
+                m.field(error_field::MESSAGE).unwrap(),
+            )
+        })
         .collect()
 }
 
 /// The transaction status of every ReadyForQuery, in order ("IIT...").
 pub fn statuses(msgs: &[Backend]) -> String {
     msgs.iter()
-        .filter(|m| m.tag == b'Z')
+        .filter(|m| m.tag == backend_tag::READY_FOR_QUERY)
         .map(|z| z.body[0] as char)
         .collect()
 }

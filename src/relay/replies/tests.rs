@@ -1,6 +1,7 @@
 //! Unit tests of the reply plan: what the client sees for a backend stream under a plan.
 
 use super::*;
+use crate::protocol::tags::backend_tag;
 
 fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut v = vec![tag];
@@ -47,10 +48,16 @@ fn failed_and_skipped_parses_are_handed_back() {
         })
     };
     plan.expect_or_undo(Kind::One, Disposition::Forward, undo(1));
-    plan.synthesize(synth(b'1'), undo(2));
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), undo(2));
     plan.expect(Kind::Sync, Disposition::Forward);
     let err = b"SERROR\0C42601\0Mbad\0\0";
-    client_sees(&mut plan, &[(b'E', err), (b'Z', b"I")]);
+    client_sees(
+        &mut plan,
+        &[
+            (backend_tag::ERROR_RESPONSE, err),
+            (backend_tag::READY_FOR_QUERY, b"I"),
+        ],
+    );
     let undone = plan.take_undone();
     assert_eq!(undone.len(), 2);
     assert_eq!(undone[0].server, Some(1));
@@ -61,24 +68,24 @@ fn failed_and_skipped_parses_are_handed_back() {
 fn skipped_parse_gets_its_parse_complete_in_place() {
     // Client: Parse S (already on the server), Bind, Execute, Sync.
     let mut plan = ReplyPlan::default();
-    plan.synthesize(synth(b'1'), None);
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), None);
     plan.expect(Kind::One, Disposition::Forward);
     plan.expect(Kind::Execute, Disposition::Forward);
     plan.expect(Kind::Sync, Disposition::Forward);
     let seen = client_sees(
         &mut plan,
         &[
-            (b'2', b""),
-            (b'D', b"\0\x01\0\0\0\x011"),
-            (b'C', b"SELECT 1\0"),
-            (b'Z', b"I"),
+            (backend_tag::BIND_COMPLETE, b""),
+            (backend_tag::DATA_ROW, b"\0\x01\0\0\0\x011"),
+            (backend_tag::COMMAND_COMPLETE, b"SELECT 1\0"),
+            (backend_tag::READY_FOR_QUERY, b"I"),
         ],
     );
-    let mut expected = msg(b'1', b"");
-    expected.extend(msg(b'2', b""));
-    expected.extend(msg(b'D', b"\0\x01\0\0\0\x011"));
-    expected.extend(msg(b'C', b"SELECT 1\0"));
-    expected.extend(msg(b'Z', b"I"));
+    let mut expected = msg(backend_tag::PARSE_COMPLETE, b"");
+    expected.extend(msg(backend_tag::BIND_COMPLETE, b""));
+    expected.extend(msg(backend_tag::DATA_ROW, b"\0\x01\0\0\0\x011"));
+    expected.extend(msg(backend_tag::COMMAND_COMPLETE, b"SELECT 1\0"));
+    expected.extend(msg(backend_tag::READY_FOR_QUERY, b"I"));
     assert_eq!(seen, expected);
     assert!(plan.is_empty());
 }
@@ -89,12 +96,19 @@ fn injected_parse_is_hidden_and_close_answered_locally() {
     let mut plan = ReplyPlan::default();
     plan.expect(Kind::One, Disposition::Swallow);
     plan.expect(Kind::One, Disposition::Forward);
-    plan.synthesize(synth(b'3'), None);
+    plan.synthesize(synth(backend_tag::CLOSE_COMPLETE), None);
     plan.expect(Kind::Sync, Disposition::Forward);
-    let seen = client_sees(&mut plan, &[(b'1', b""), (b'2', b""), (b'Z', b"I")]);
-    let mut expected = msg(b'2', b"");
-    expected.extend(msg(b'3', b""));
-    expected.extend(msg(b'Z', b"I"));
+    let seen = client_sees(
+        &mut plan,
+        &[
+            (backend_tag::PARSE_COMPLETE, b""),
+            (backend_tag::BIND_COMPLETE, b""),
+            (backend_tag::READY_FOR_QUERY, b"I"),
+        ],
+    );
+    let mut expected = msg(backend_tag::BIND_COMPLETE, b"");
+    expected.extend(msg(backend_tag::CLOSE_COMPLETE, b""));
+    expected.extend(msg(backend_tag::READY_FOR_QUERY, b"I"));
     assert_eq!(seen, expected);
 }
 
@@ -103,17 +117,24 @@ fn an_error_skips_our_replies_up_to_sync_like_postgres() {
     // Bind fails; the skipped Parse after it must get no ParseComplete.
     let mut plan = ReplyPlan::default();
     plan.expect(Kind::One, Disposition::Forward);
-    plan.synthesize(synth(b'1'), None);
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), None);
     plan.expect(Kind::Execute, Disposition::Forward);
     plan.expect(Kind::Sync, Disposition::Forward);
-    plan.synthesize(synth(b'1'), None);
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), None);
     plan.expect(Kind::Sync, Disposition::Forward);
     let err = b"SERROR\0C42P01\0Mboom\0\0";
-    let seen = client_sees(&mut plan, &[(b'E', err), (b'Z', b"I"), (b'Z', b"I")]);
-    let mut expected = msg(b'E', err);
-    expected.extend(msg(b'Z', b"I"));
-    expected.extend(msg(b'1', b""));
-    expected.extend(msg(b'Z', b"I"));
+    let seen = client_sees(
+        &mut plan,
+        &[
+            (backend_tag::ERROR_RESPONSE, err),
+            (backend_tag::READY_FOR_QUERY, b"I"),
+            (backend_tag::READY_FOR_QUERY, b"I"),
+        ],
+    );
+    let mut expected = msg(backend_tag::ERROR_RESPONSE, err);
+    expected.extend(msg(backend_tag::READY_FOR_QUERY, b"I"));
+    expected.extend(msg(backend_tag::PARSE_COMPLETE, b""));
+    expected.extend(msg(backend_tag::READY_FOR_QUERY, b"I"));
     assert_eq!(seen, expected);
 }
 
@@ -125,9 +146,9 @@ fn a_query_skipped_after_an_extended_error_is_counted() {
     plan.expect(Kind::UntilReady, Disposition::Forward);
     plan.expect(Kind::Sync, Disposition::Forward);
     let err = b"SERROR\0C42601\0Msyntax\0\0";
-    client_sees(&mut plan, &[(b'E', err)]);
+    client_sees(&mut plan, &[(backend_tag::ERROR_RESPONSE, err)]);
     assert_eq!(plan.take_skipped_requests(), 1);
-    client_sees(&mut plan, &[(b'Z', b"I")]);
+    client_sees(&mut plan, &[(backend_tag::READY_FOR_QUERY, b"I")]);
     assert!(plan.is_empty());
     assert_eq!(plan.take_skipped_requests(), 0);
 }
@@ -138,15 +159,15 @@ fn a_query_sent_after_the_error_and_before_the_sync_is_skipped() {
     let mut plan = ReplyPlan::default();
     plan.expect(Kind::One, Disposition::Forward);
     let err = b"SERROR\0C42601\0Msyntax\0\0";
-    client_sees(&mut plan, &[(b'E', err)]);
+    client_sees(&mut plan, &[(backend_tag::ERROR_RESPONSE, err)]);
     plan.expect(Kind::UntilReady, Disposition::Forward);
-    plan.synthesize(synth(b'1'), None);
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), None);
     assert_eq!(plan.take_skipped_requests(), 1);
     plan.expect(Kind::Sync, Disposition::Forward);
-    let seen = client_sees(&mut plan, &[(b'Z', b"I")]);
+    let seen = client_sees(&mut plan, &[(backend_tag::READY_FOR_QUERY, b"I")]);
     assert_eq!(
         seen,
-        msg(b'Z', b"I"),
+        msg(backend_tag::READY_FOR_QUERY, b"I"),
         "no ParseComplete for the skipped Parse"
     );
     assert!(plan.is_empty());
@@ -165,15 +186,15 @@ fn only_the_first_completion_of_an_extended_query_is_shown() {
     let seen = client_sees(
         &mut plan,
         &[
-            (b'C', b"RESET\0"),
-            (b'C', b"SET\0"),
-            (b'S', b"application_name\0a\0"),
-            (b'Z', b"I"),
+            (backend_tag::COMMAND_COMPLETE, b"RESET\0"),
+            (backend_tag::COMMAND_COMPLETE, b"SET\0"),
+            (backend_tag::PARAMETER_STATUS, b"application_name\0a\0"),
+            (backend_tag::READY_FOR_QUERY, b"I"),
         ],
     );
-    let mut expected = msg(b'C', b"RESET\0");
-    expected.extend(msg(b'S', b"application_name\0a\0"));
-    expected.extend(msg(b'Z', b"I"));
+    let mut expected = msg(backend_tag::COMMAND_COMPLETE, b"RESET\0");
+    expected.extend(msg(backend_tag::PARAMETER_STATUS, b"application_name\0a\0"));
+    expected.extend(msg(backend_tag::READY_FOR_QUERY, b"I"));
     assert_eq!(seen, expected);
 }
 
@@ -189,7 +210,13 @@ fn errors_about_a_renamed_statement_name_the_clients_statement() {
     );
     plan.expect(Kind::Sync, Disposition::Forward);
     let err = b"SERROR\0C42P05\0Mprepared statement \"pgsluice_7\" already exists\0\0";
-    let seen = client_sees(&mut plan, &[(b'E', err), (b'Z', b"E")]);
+    let seen = client_sees(
+        &mut plan,
+        &[
+            (backend_tag::ERROR_RESPONSE, err),
+            (backend_tag::READY_FOR_QUERY, b"E"),
+        ],
+    );
     let text = String::from_utf8_lossy(&seen);
     assert!(
         text.contains("prepared statement \"mine\" already exists"),
@@ -201,19 +228,22 @@ fn errors_about_a_renamed_statement_name_the_clients_statement() {
 #[test]
 fn synthesized_reply_before_a_streamed_row_goes_in_front_of_it() {
     let mut plan = ReplyPlan::default();
-    plan.synthesize(synth(b'1'), None);
+    plan.synthesize(synth(backend_tag::PARSE_COMPLETE), None);
     plan.expect(Kind::Execute, Disposition::Forward);
     // Not drained up front: the row arrives streamed.
     let seen = {
         let mut seen = Vec::new();
-        match plan.on_backend(b'D', None) {
+        match plan.on_backend(backend_tag::DATA_ROW, None) {
             Verdict::InsertBefore(b) => seen.extend_from_slice(&b),
             other => panic!("{other:?}"),
         }
-        assert_eq!(plan.on_backend(b'D', None), Verdict::Forward);
+        assert_eq!(
+            plan.on_backend(backend_tag::DATA_ROW, None),
+            Verdict::Forward
+        );
         seen
     };
-    assert_eq!(seen, msg(b'1', b""));
+    assert_eq!(seen, msg(backend_tag::PARSE_COMPLETE, b""));
 }
 
 #[test]
@@ -221,12 +251,15 @@ fn notices_and_parameter_status_do_not_consume_replies() {
     let mut plan = ReplyPlan::default();
     plan.expect(Kind::One, Disposition::Swallow);
     assert_eq!(
-        plan.on_backend(b'N', Some(b"SNOTICE\0\0")),
+        plan.on_backend(backend_tag::NOTICE_RESPONSE, Some(b"SNOTICE\0\0")),
         Verdict::Forward
     );
-    assert_eq!(plan.on_backend(b'S', Some(b"a\0b\0")), Verdict::Forward);
     assert_eq!(
-        plan.on_backend(b'1', Some(b"")),
+        plan.on_backend(backend_tag::PARAMETER_STATUS, Some(b"a\0b\0")),
+        Verdict::Forward
+    );
+    assert_eq!(
+        plan.on_backend(backend_tag::PARSE_COMPLETE, Some(b"")),
         Verdict::Replace(Bytes::new())
     );
     assert!(plan.is_empty());
@@ -240,7 +273,13 @@ fn syncs_postgres_ignored_in_copy_in_are_not_waited_for() {
     plan.drop_ignored_syncs(1);
     plan.expect(Kind::Sync, Disposition::Forward);
     // CommandComplete ends the Execute; the one ReadyForQuery ends the later Sync.
-    assert_eq!(plan.on_backend(b'C', Some(b"COPY 1\0")), Verdict::Forward);
-    assert_eq!(plan.on_backend(b'Z', Some(b"I")), Verdict::Forward);
+    assert_eq!(
+        plan.on_backend(backend_tag::COMMAND_COMPLETE, Some(b"COPY 1\0")),
+        Verdict::Forward
+    );
+    assert_eq!(
+        plan.on_backend(backend_tag::READY_FOR_QUERY, Some(b"I")),
+        Verdict::Forward
+    );
     assert!(plan.is_empty());
 }
