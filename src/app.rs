@@ -71,10 +71,6 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
             "open files limit raised to the hard limit"
         );
     }
-    let room = ClientRoom::new(&config, userlist.users(), open_files.now);
-    if let Some(warning) = room.warning(&config) {
-        tracing::warn!("{warning}");
-    }
     let tls = TlsContext::load(&config.pooler.tls).map_err(AppError::Tls)?;
     let exporter =
         (!config.pooler.metrics_addr.is_empty()).then(|| Arc::new(metrics::Exporter::new()));

@@ -63,6 +63,16 @@ pub(crate) struct Shared {
     shutdown: watch::Sender<Shutdown>,
 }
 
+/// The clients that fit in the open-files limit beside the servers `config` may open; says
+/// so when that is fewer than max_client_conn (at start and on every reload).
+fn client_room(config: &Config, userlist: &Userlist) -> ClientRoom {
+    let room = ClientRoom::new(config, userlist.users(), open_files::current_limit());
+    if let Some(warning) = room.warning(config) {
+        tracing::warn!("{warning}");
+    }
+    room
+}
+
 impl Shared {
     pub(crate) fn new(
         config: Config,
@@ -71,7 +81,7 @@ impl Shared {
         config_path: Option<PathBuf>,
         histograms: bool,
     ) -> Arc<Shared> {
-        let room = ClientRoom::new(&config, userlist.users(), open_files::current_limit());
+        let room = client_room(&config, &userlist);
         Arc::new(Shared {
             config: RwLock::new(Arc::new(config)),
             userlist: RwLock::new(Arc::new(userlist)),
@@ -117,10 +127,7 @@ impl Shared {
 
     /// Swaps in a reloaded configuration, auth_file and TLS material.
     pub(crate) fn replace_config(&self, config: Config, userlist: Userlist, tls: Arc<TlsContext>) {
-        let room = ClientRoom::new(&config, userlist.users(), open_files::current_limit());
-        if let Some(warning) = room.warning(&config) {
-            tracing::warn!("{warning}");
-        }
+        let room = client_room(&config, &userlist);
         self.client_room.store(room.clients, Ordering::Relaxed);
         *self.config.write().expect("config lock") = Arc::new(config);
         *self.userlist.write().expect("userlist lock") = Arc::new(userlist);
