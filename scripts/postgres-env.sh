@@ -79,3 +79,13 @@ ensure_postgres() {
     export PG_BINDIR="$bindir"
     echo "using PostgreSQL binaries in $bindir ($("$bindir/postgres" --version))"
 }
+
+# HAProxy for the fleet tests (tests/fleet/behind_haproxy.rs); they skip, saying so, without it.
+ensure_haproxy() {
+    if [[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null 2>&1; then
+        return 0
+    fi
+    if command -v apt-get >/dev/null 2>&1; then
+        apt_install haproxy || echo "warning: HAProxy not installed; the tests behind it will skip" >&2
+    fi
+}

@@ -22,9 +22,11 @@ use crate::tls::TlsContext;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shutdown {
     Running,
-    /// SIGTERM: no new clients; connected clients may finish and leave on their own.
+    /// SHUTDOWN WAIT_FOR_CLIENTS: no new clients; connected clients may finish and leave on
+    /// their own.
     Draining,
-    /// SIGINT: no new clients; each client is closed once its transaction ends.
+    /// SIGTERM, SIGINT, SHUTDOWN: no new clients; each client is closed once its transaction
+    /// ends.
     Closing,
 }
 

@@ -15,7 +15,7 @@ use crate::state::{load_userlist, Shared, Shutdown};
 use crate::tls::TlsContext;
 
 /// Settings that only a restart can change (listening sockets, log format, identity).
-pub(crate) const RESTART_ONLY: [&str; 7] = [
+pub(crate) const RESTART_ONLY: [&str; 9] = [
     "listen_addr",
     "listen_port",
     "unix_socket_dir",
@@ -23,6 +23,8 @@ pub(crate) const RESTART_ONLY: [&str; 7] = [
     "log_format",
     "metrics_addr",
     "peer_id",
+    "peer_id_from_hostname",
+    "so_reuseport",
 ];
 
 /// What a control command reports besides its CommandComplete: notices for the caller.

@@ -39,7 +39,7 @@ pub(crate) enum ClientError {
     /// A direct TLS connection (PostgreSQL 17) where pgsluice does not accept one.
     #[error("direct TLS connection refused: client_tls_sslmode = \"{mode}\"{}", unix_note(.unix))]
     DirectTlsRefused { mode: String, unix: bool },
-    #[error("pgsluice is shutting down")]
+    #[error("pgsluice is shutting down; connect again to go on")]
     ShuttingDown,
     #[error("terminated by the administrator (KILL)")]
     Killed,

@@ -228,9 +228,8 @@ async fn log_in(
     let p = &config.pooler;
     let user = user(&params).unwrap_or_default().to_string();
     let database = database(&params).to_string();
-    if shared.is_shutting_down() {
-        return Err(ClientError::ShuttingDown);
-    }
+    // A client accepted while shutting down (during shutdown_accept_delay, or from the backlog
+    // as the listeners close) logs in and is then drained like the others.
     let unrecognized = protocol_options(&params);
     if minor > 0 || !unrecognized.is_empty() {
         // PostgreSQL docs, NegotiateProtocolVersion: we speak 3.0 and no protocol options.

@@ -51,6 +51,10 @@ pub(super) async fn run(client: &mut PoolClient<'_>, mode: PoolMode) -> Result<(
             Served::Pinned(lease) => pinned = Some(lease),
             Served::End(result) => break result,
         }
+        // Draining: the transaction just ended, so this is the moment to close.
+        if *shutdown.borrow() == Shutdown::Closing {
+            break Err(ClientError::ShuttingDown);
+        }
     };
     if let Some(lease) = pinned.map(|lease| *lease) {
         // Its session state (a lock, a temporary table...) must not reach the next client.
@@ -204,14 +208,19 @@ const MAX_DEAD_IN_A_ROW: u32 = 3;
 /// Waits, with no server, for the client's next request. False when the client is done
 /// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
 /// a client that sent half a message and stalled is closed by it (57P05), as an idle one.
+/// While draining, an idle client has shutdown_idle_grace to start its next transaction (the
+/// caller closes it when that ends): closing it at once would race a query it may be
+/// sending this very moment, such as the first one of a client that just logged in.
 async fn wait_for_request(
     client: &mut PoolClient<'_>,
     shutdown: &mut watch::Receiver<Shutdown>,
 ) -> Result<bool, ClientError> {
     let idle = client.timeouts.client_idle;
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
-        if *shutdown.borrow_and_update() == Shutdown::Closing {
-            return Err(ClientError::ShuttingDown);
+        if drain_deadline.is_none() && *shutdown.borrow_and_update() == Shutdown::Closing {
+            let grace = client.shared.config().pooler.fleet.shutdown_idle_grace;
+            drain_deadline = Some(tokio::time::Instant::now() + grace);
         }
         // Only a whole first message asks for a server: half of one, then a stall, would
         // otherwise hold that server (and with it every client queued behind).
@@ -225,8 +234,16 @@ async fn wait_for_request(
             },
             () = sleep_or_forever(idle) => return Err(ClientError::IdleTimeout(idle)),
             () = client.info.killed() => return Err(ClientError::Killed),
-            Ok(()) = shutdown.changed() => continue,
+            () = sleep_until_or_forever(drain_deadline) => return Err(ClientError::ShuttingDown),
+            Ok(()) = shutdown.changed(), if drain_deadline.is_none() => continue,
         }
+    }
+}
+
+async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,6 +6,7 @@
 mod database;
 mod duration;
 mod error;
+mod fleet;
 mod kinds;
 mod parse;
 mod pooler;
@@ -22,6 +23,7 @@ use std::time::Duration;
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigErrors, ConfigProblem};
+pub use fleet::{FleetSettings, PeerSettings, FLEET_KEYS, PEER_KEYS};
 pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
 pub use show::SettingRow;
@@ -38,6 +40,8 @@ pub struct Config {
     pub databases: BTreeMap<String, DatabaseSettings>,
     /// Keyed by user name.
     pub users: BTreeMap<String, UserSettings>,
+    /// The other instances of a fleet, keyed by their peer_id (PgBouncer's [peers]).
+    pub peers: BTreeMap<u16, PeerSettings>,
 }
 
 impl Config {

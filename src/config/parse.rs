@@ -11,6 +11,7 @@ use toml::{Table, Value};
 
 use super::database::{DatabaseSettings, UserSettings};
 use super::error::{ConfigErrors, ConfigProblem};
+use super::fleet::read_peers;
 use super::pooler::{PoolerSettings, POOLER_KEYS};
 use super::reader::toml_key;
 use super::suggest;
@@ -18,7 +19,7 @@ use super::validate::validate;
 use super::Config;
 
 /// The top-level tables pooler.toml may contain.
-pub const SECTIONS: &[&str] = &["pooler", "databases", "users"];
+pub const SECTIONS: &[&str] = &["pooler", "databases", "users", "peers"];
 
 /// Parses and validates a whole configuration; see `Config::parse`.
 pub fn parse_config(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
@@ -38,6 +39,7 @@ pub fn parse_config(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors>
             ("users", Value::Table(t)) => {
                 config.users = read_named(t, "users", &mut problems, UserSettings::read);
             }
+            ("peers", Value::Table(t)) => config.peers = read_peers(t, &mut problems),
             (section, _) if SECTIONS.contains(&section) => problems.push(ConfigProblem::new(
                 section,
                 format!("must be a table: write a [{section}] header and put its keys below it"),
@@ -90,7 +92,8 @@ fn unknown_top_level(key: &str, value: &Value) -> ConfigProblem {
         "key outside any section; move it below the [pooler] header".to_string()
     } else if value.is_table() {
         format!(
-            "unknown section; expected [pooler], [databases.<name>] or [users.<name>]{}",
+            "unknown section; expected [pooler], [databases.<name>], [users.<name>] or \
+             [peers.<peer_id>]{}",
             suggest::did_you_mean(key, SECTIONS)
         )
     } else {
@@ -170,11 +173,12 @@ mod tests {
         assert_eq!(
             shown,
             vec![
-                "databse: unknown section; expected [pooler], [databases.<name>] or \
-                 [users.<name>]; did you mean \"databases\"?",
+                "databse: unknown section; expected [pooler], [databases.<name>], \
+                 [users.<name>] or [peers.<peer_id>]; did you mean \"databases\"?",
                 "listen_port: key outside any section; move it below the [pooler] header",
                 "logfile: unknown key outside any section",
-                "metrics: unknown section; expected [pooler], [databases.<name>] or [users.<name>]",
+                "metrics: unknown section; expected [pooler], [databases.<name>], \
+                 [users.<name>] or [peers.<peer_id>]",
                 "pgbouncer: unknown section; PgBouncer's [pgbouncer] section is called [pooler] here",
             ]
         );

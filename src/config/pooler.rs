@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Table;
 
 use super::error::ConfigProblem;
+use super::fleet::{self, FleetSettings};
 use super::kinds::{AuthType, LogFormat, PoolMode};
 use super::reader::{self, Section};
 use super::tls::TlsSettings;
@@ -33,6 +34,9 @@ pub const POOLER_KEYS: &[&str] = &[
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
     "stats_period", "metrics_addr",
+    // The fleet keys (fleet.rs), then the TLS keys (tls.rs), as in pooler.toml.example.
+    "so_reuseport", "peer_id_from_hostname", "peers_dns",
+    "shutdown_accept_delay", "shutdown_idle_grace", "auto_reload",
     // The TLS keys (tls.rs) come last, as in pooler.toml.example.
     "client_tls_sslmode", "client_tls_cert_file", "client_tls_key_file", "client_tls_ca_file",
     "client_tls_protocols",
@@ -130,7 +134,7 @@ pub struct PoolerSettings {
     pub transaction_timeout: Duration,
     /// Longest a forwarded cancel request may take to reach its server; 0 = no limit.
     pub cancel_wait_timeout: Duration,
-    /// pgsluice's own: how long SIGTERM waits for clients to leave before closing them.
+    /// pgsluice's own: how long a shutdown waits for clients to leave before closing them.
     pub shutdown_timeout: Duration,
     /// Startup parameters accepted from clients but not tracked or sent to servers.
     pub ignore_startup_parameters: Vec<String>,
@@ -166,6 +170,8 @@ pub struct PoolerSettings {
     pub stats_period: Duration,
     /// `ip:port` serving Prometheus metrics; "" = off.
     pub metrics_addr: String,
+    /// so_reuseport, peers_dns, draining and auto_reload (see fleet.rs).
+    pub fleet: FleetSettings,
     /// client_tls_* and server_tls_* (see tls.rs).
     pub tls: TlsSettings,
 }
@@ -231,6 +237,7 @@ impl Default for PoolerSettings {
             log_pooler_errors: true,
             stats_period: secs(60),
             metrics_addr: String::new(),
+            fleet: FleetSettings::default(),
             tls: TlsSettings::default(),
         }
     }
@@ -246,6 +253,8 @@ impl PoolerSettings {
         s.read_durations(&mut sec);
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
+        s.fleet.read(&mut sec);
+        fleet::resolve_peer_id(&mut sec, &mut s.peer_id, &s.fleet);
         s.tls.read(&mut sec, base_dir);
         s
     }

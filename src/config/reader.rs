@@ -47,6 +47,11 @@ impl<'a> Section<'a> {
         format!("{}.{}", self.path, toml_key(key))
     }
 
+    /// Whether the section sets `key` at all.
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     /// Records a problem with `key` found by a check beyond its own type and range.
     pub fn problem(&mut self, key: &str, message: impl Into<String>) {
         let key = self.key_path(key);

@@ -55,6 +55,15 @@ fn check_pooler(config: &Config, problems: &mut Vec<ConfigProblem>) {
             );
         }
     }
+    let peering = !config.peers.is_empty() || !p.fleet.peers_dns.is_empty();
+    if peering && p.peer_id == 0 {
+        problem(
+            "peer_id",
+            "is 0, which turns peering off, but [peers] or peers_dns is set: give this \
+             instance its own peer_id (or set peer_id_from_hostname)"
+                .to_string(),
+        );
+    }
     if p.stats_period == Duration::ZERO {
         problem("stats_period", "must be longer than zero".to_string());
     }

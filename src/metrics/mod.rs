@@ -5,6 +5,7 @@
 //! recorded where events happen), which `scrape` renders after the recorder's output. The
 //! recorder is owned here, not a global one.
 
+mod health;
 mod http;
 pub(crate) mod names;
 mod scrape;

@@ -39,6 +39,9 @@ pub(crate) const CLIENT_LOGINS: &str = "pgsluice_client_logins_total";
 pub(crate) const CLIENT_LOGIN_FAILURES: &str = "pgsluice_client_login_failures_total";
 /// Client connections that ended in an error, by `kind` (the disconnect log line's field).
 pub(crate) const CLIENT_ERRORS: &str = "pgsluice_client_errors_total";
+/// CancelRequests received, by where they went (`route` = server | no_match | peer |
+/// unknown_peer | misdelivered).
+pub(crate) const CANCEL_REQUESTS: &str = "pgsluice_cancel_requests_total";
 /// ErrorResponses clients received (from Postgres or pgsluice) by SQLSTATE class (`class`).
 pub(crate) const ERRORS: &str = "pgsluice_errors_total";
 /// Requests that found no server within query_wait_timeout, per pool.
@@ -63,7 +66,7 @@ pub(crate) enum Kind {
 
 /// Every metric with its kind and one-line meaning.
 #[rustfmt::skip]
-pub(crate) const HELP: [(&str, Kind, &str); 29] = [
+pub(crate) const HELP: [(&str, Kind, &str); 30] = [
     (CLIENTS, Kind::Gauge, "Clients of the pool by state: active (linked to a server), waiting (queued for one), idle."),
     (CLIENTS_PINNED, Kind::Gauge, "Transaction-pooling clients kept on their server by session state that cannot move, by reason."),
     (SERVERS, Kind::Gauge, "Server connections of the pool by state: active (linked to a client), idle, login (being opened)."),
@@ -84,6 +87,7 @@ pub(crate) const HELP: [(&str, Kind, &str); 29] = [
     (CLIENT_LOGINS, Kind::Counter, "Client logins accepted."),
     (CLIENT_LOGIN_FAILURES, Kind::Counter, "Client logins refused, by the SQLSTATE the client got."),
     (CLIENT_ERRORS, Kind::Counter, "Client connections that ended in an error, by kind (as in the disconnect log line)."),
+    (CANCEL_REQUESTS, Kind::Counter, "CancelRequests received, by route: to a server, no matching client, on to a peer, unknown peer, or misdelivered by a peer."),
     (ERRORS, Kind::Counter, "ErrorResponses clients received, from Postgres or pgsluice, by SQLSTATE class."),
     (WAIT_TIMEOUTS, Kind::Counter, "Requests that found no server within query_wait_timeout."),
     (PREPARED_CLIENT_PARSES, Kind::Counter, "Parse messages of named prepared statements from clients (transaction pooling)."),

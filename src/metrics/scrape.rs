@@ -154,6 +154,14 @@ fn process_counters(shared: &Shared, e: &Exporter) {
             count,
         );
     }
+    let cancels = p.cancels.lock().map(|m| m.clone());
+    for (route, count) in cancels.unwrap_or_default() {
+        e.counter(
+            names::CANCEL_REQUESTS,
+            &vec![("route", route.to_string())],
+            count,
+        );
+    }
     let mut errors = p.errors.lock().map(|m| m.clone()).unwrap_or_default();
     for pool in shared.pools.all() {
         for (class, count) in pool

@@ -32,8 +32,44 @@ pub(crate) struct CancelTarget {
     pub(crate) secret: u32,
 }
 
+/// Set in the process id of every key pgsluice hands out and cleared in a cancel forwarded to
+/// a peer, so that a forwarded cancel is never forwarded again: a wrong [peers] entry or a
+/// DNS name that lists every instance cannot make it travel in circles. Bit 31 stays clear,
+/// because some drivers keep the process id as a signed integer.
+const MAY_FORWARD: u32 = 1 << 30;
+
+/// Where a CancelRequest goes, decided from its process id alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CancelRoute {
+    /// This instance issued the key: look it up here.
+    Here,
+    /// Another instance did: send it there, with this process id (no longer forwardable).
+    Peer { peer_id: u16, pid: u32 },
+    /// Another instance's key that was already forwarded once: drop it.
+    Misdelivered { peer_id: u16 },
+}
+
+/// The peer_id a key's process id carries (bits 16 to 29).
+pub(crate) fn key_peer_id(pid: u32) -> u16 {
+    ((pid >> 16) & 0x3FFF) as u16
+}
+
+pub(crate) fn route(own_peer_id: u16, pid: u32) -> CancelRoute {
+    let peer_id = key_peer_id(pid);
+    if peer_id == own_peer_id {
+        CancelRoute::Here
+    } else if pid & MAY_FORWARD != 0 {
+        CancelRoute::Peer {
+            peer_id,
+            pid: pid & !MAY_FORWARD,
+        }
+    } else {
+        CancelRoute::Misdelivered { peer_id }
+    }
+}
+
 /// Cancel keys pgsluice handed to its clients (BackendKeyData), and where each one leads.
-/// The process id carries this instance's peer_id in its high 16 bits so that several
+/// The process id carries this instance's peer_id in bits 16 to 29 so that several
 /// instances behind one address can tell whose key a cancel carries (invariant 6).
 /// It also counts the cancels on their way to each server, so that a server is not handed to
 /// another client while a cancel meant for the previous one can still land on it.
@@ -81,7 +117,7 @@ impl CancelRegistry {
     pub(crate) fn issue(&self, peer_id: u16) -> (u32, u32) {
         let mut inner = self.lock();
         loop {
-            let pid = (u32::from(peer_id) << 16) | u32::from(rand::random::<u16>());
+            let pid = MAY_FORWARD | (u32::from(peer_id) << 16) | u32::from(rand::random::<u16>());
             let key = (pid, rand::random::<u32>());
             if let std::collections::hash_map::Entry::Vacant(e) = inner.keys.entry(key) {
                 e.insert(None);
@@ -112,10 +148,15 @@ impl CancelRegistry {
     }
 
     /// The target for a key, only when both halves match (a wrong secret finds nothing),
-    /// counted as in flight to that server until the returned guard is dropped.
+    /// counted as in flight to that server until the returned guard is dropped. A key that
+    /// a peer forwarded here matches too: only its forwarding bit differs.
     pub(crate) fn begin(&self, pid: u32, secret: u32) -> Option<(CancelTarget, InFlight<'_>)> {
         let mut inner = self.lock();
-        let target = inner.keys.get(&(pid, secret)).cloned().flatten()?;
+        let target = inner
+            .keys
+            .get(&(pid | MAY_FORWARD, secret))
+            .cloned()
+            .flatten()?;
         let backend = (target.pid, target.secret);
         *inner.in_flight.entry(backend).or_default() += 1;
         Some((
@@ -164,6 +205,25 @@ mod tests {
             pid: 77,
             secret: 88,
         }
+    }
+
+    #[test]
+    fn a_key_is_forwarded_to_its_peer_once() {
+        let registry = CancelRegistry::default();
+        let (pid, secret) = registry.issue(7);
+        assert_eq!(key_peer_id(pid), 7);
+        assert!(pid < 1 << 31, "positive as a signed process id");
+        assert_eq!(route(7, pid), CancelRoute::Here);
+        let CancelRoute::Peer { peer_id, pid: sent } = route(3, pid) else {
+            panic!("another instance's key is forwarded");
+        };
+        assert_eq!((peer_id, key_peer_id(sent)), (7, 7));
+        // At the owner the forwarded key finds its client; elsewhere it goes no further.
+        assert_eq!(route(7, sent), CancelRoute::Here);
+        assert_eq!(route(5, sent), CancelRoute::Misdelivered { peer_id: 7 });
+        registry.point((pid, secret), target());
+        assert!(registry.begin(sent, secret).is_some());
+        assert!(registry.begin(sent, secret ^ 1).is_none());
     }
 
     #[tokio::test]

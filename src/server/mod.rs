@@ -14,7 +14,9 @@ mod session;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-pub(crate) use cancel::{send_cancel, CancelRegistry, CancelTarget};
+pub(crate) use cancel::{
+    route as cancel_route, send_cancel, CancelRegistry, CancelRoute, CancelTarget,
+};
 pub(crate) use custom_names::CustomNames;
 pub(crate) use exchange::{quote_literal, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};

@@ -27,6 +27,8 @@ pub struct PoolerConfig {
     files: Vec<(String, String)>,
     /// The open-files limit (soft, hard) pgsluice starts with, set with util-linux prlimit.
     open_files: Option<(u64, u64)>,
+    /// Other sections (`[peers.1]`): dotted name and raw lines, rendered last.
+    sections: Vec<(String, Vec<String>)>,
 }
 
 impl PoolerConfig {
@@ -57,7 +59,14 @@ impl PoolerConfig {
             env: Vec::new(),
             files: Vec::new(),
             open_files: None,
+            sections: Vec::new(),
         }
+    }
+
+    /// Any other section, such as `section("peers.2", "host = \"127.0.0.1\"\nport = 6433")`.
+    pub fn section(mut self, name: &str, lines: &str) -> Self {
+        self.sections.push((name.to_owned(), split_lines(lines)));
+        self
     }
 
     /// A file next to pooler.toml (name relative to it), written before pgsluice starts and
@@ -166,6 +175,10 @@ impl PoolerConfig {
         }
         for (name, lines) in &self.users {
             out.push_str(&format!("\n[users.{}]\n", toml_key(name)));
+            push_lines(&mut out, lines);
+        }
+        for (name, lines) in &self.sections {
+            out.push_str(&format!("\n[{name}]\n"));
             push_lines(&mut out, lines);
         }
         out

@@ -1,7 +1,7 @@
 //! The `pgsluice` command as a DBA meets it: --version/--help, `--check` reporting every
-//! config problem at once, refusing to start on a broken file, and the PgBouncer signal habits
-//! (SIGTERM drains, SIGINT closes each client at its transaction's end, a second signal exits
-//! at once, SIGHUP never kills). Shutdown tests set a long shutdown_timeout so that an exit can
+//! config problem at once, refusing to start on a broken file, and the signals (SIGTERM and
+//! SIGINT close each client at its transaction's end, SHUTDOWN WAIT_FOR_CLIENTS lets clients
+//! leave on their own, a second signal exits at once, SIGHUP never kills). Shutdown tests set a long shutdown_timeout so that an exit can
 //! only come from the behaviour under test.
 
 use std::path::Path;
@@ -199,17 +199,21 @@ async fn connection_end(task: ConnTask) -> Result<(), tokio_postgres::Error> {
 }
 
 #[tokio::test]
-async fn sigterm_drains_clients_then_exits_0() {
+async fn shutdown_wait_for_clients_lets_clients_finish_then_exits_0() {
     let mut p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler(LONG_SHUTDOWN));
     let (client, task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
     client.simple_query("select 1").await.unwrap();
 
-    p.signal("TERM");
+    let admin = crate::common::console::console(&p).await;
+    crate::common::console::exec(&admin, "SHUTDOWN WAIT_FOR_CLIENTS").await;
     wait_refusing(&p).await;
-    client
-        .simple_query("select 1")
-        .await
-        .unwrap_or_else(|e| panic!("connected client cut off by SIGTERM: {e:?}\n{}", p.log()));
+    for _ in 0..3 {
+        client
+            .simple_query("select 1")
+            .await
+            .unwrap_or_else(|e| panic!("connected client cut off: {e:?}\n{}", p.log()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(still_running(&mut p), "exited while a client was connected");
 
     drop(client);
@@ -219,7 +223,13 @@ async fn sigterm_drains_clients_then_exits_0() {
 }
 
 #[tokio::test]
-async fn sigint_closes_idle_clients_at_once_and_others_after_their_transaction() {
+async fn sigterm_and_sigint_close_idle_clients_and_others_after_their_transaction() {
+    for signal in ["TERM", "INT"] {
+        close_at_transaction_ends(signal).await;
+    }
+}
+
+async fn close_at_transaction_ends(signal: &str) {
     let mut p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler(LONG_SHUTDOWN));
     let (in_tx, in_tx_task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
     let (idle, idle_task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
@@ -227,7 +237,7 @@ async fn sigint_closes_idle_clients_at_once_and_others_after_their_transaction()
     in_tx.simple_query("select 1").await.unwrap();
     idle.simple_query("select 1").await.unwrap();
 
-    p.signal("INT");
+    p.signal(signal);
     wait_refusing(&p).await;
     let end = connection_end(idle_task)
         .await
@@ -238,11 +248,11 @@ async fn sigint_closes_idle_clients_at_once_and_others_after_their_transaction()
     in_tx
         .simple_query("select 2")
         .await
-        .unwrap_or_else(|e| panic!("transaction cut off by SIGINT: {e:?}\n{}", p.log()));
+        .unwrap_or_else(|e| panic!("transaction cut off by SIG{signal}: {e:?}\n{}", p.log()));
     in_tx
         .simple_query("commit")
         .await
-        .unwrap_or_else(|e| panic!("COMMIT after SIGINT failed: {e:?}\n{}", p.log()));
+        .unwrap_or_else(|e| panic!("COMMIT after SIG{signal} failed: {e:?}\n{}", p.log()));
     let err = in_tx
         .simple_query("select 3")
         .await
@@ -259,11 +269,15 @@ async fn a_second_signal_exits_at_once_with_a_client_connected() {
     for second in ["TERM", "INT"] {
         let mut p = Pooler::start(PoolerConfig::new(shared_cluster()).pooler(LONG_SHUTDOWN));
         let (client, task) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
-        client.simple_query("select 1").await.unwrap();
+        // Inside a transaction: TERM alone waits for it to end.
+        client.simple_query("begin").await.unwrap();
 
         p.signal("TERM");
         wait_refusing(&p).await;
-        assert!(still_running(&mut p), "TERM alone must wait for the client");
+        assert!(
+            still_running(&mut p),
+            "TERM alone must wait for the transaction"
+        );
         p.signal(second);
         let status = exit_status(&mut p, &format!("TERM then {second}")).await;
         assert!(

@@ -1,27 +1,28 @@
 //! The composition root: loads auth_file, builds the shared state, binds every listen_addr and
 //! the Unix socket, spawns one task per client and the pool maintenance task, and runs the
-//! signal-driven shutdown:
-//! SIGTERM lets clients finish and leave, SIGINT closes each client once its transaction ends,
-//! both bounded by shutdown_timeout; a second signal exits at once.
+//! signal-driven shutdown, the drain a load balancer or Kubernetes expects: SIGTERM or SIGINT
+//! turns /readyz to "not ready" at once, goes on accepting for shutdown_accept_delay, stops
+//! accepting, and closes each client as soon as its transaction ends (an idle one after
+//! shutdown_idle_grace), bounded by shutdown_timeout; a second signal exits at once.
+
+mod auto_reload;
+mod listen;
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin;
 use crate::auth::{AuthError, Userlist};
-use crate::client;
 use crate::config::{Config, ConfigErrors};
 use crate::metrics;
-use crate::net::{tune_tcp, BoxStream};
 use crate::open_files::{self, ClientRoom};
-use crate::protocol::sqlstate;
 use crate::state::{Shared, Shutdown};
 use crate::tls::TlsContext;
 
@@ -83,14 +84,21 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
     let mut hup = signal(SignalKind::hangup()).map_err(AppError::Signal)?;
     let mut usr1 = signal(SignalKind::user_defined1()).map_err(AppError::Signal)?;
     let mut usr2 = signal(SignalKind::user_defined2()).map_err(AppError::Signal)?;
-    let listeners = bind(&shared).await?;
+    let listeners = listen::bind(&shared).await?;
     // Every client task, so that shutdown can wait for them to end.
     let client_tasks = TaskTracker::new();
     let mut accepting = JoinSet::new();
+    let stop_accepting = CancellationToken::new();
     for listener in listeners {
-        accepting.spawn(accept_loop(shared.clone(), listener, client_tasks.clone()));
+        accepting.spawn(listen::accept_loop(
+            shared.clone(),
+            listener,
+            client_tasks.clone(),
+            stop_accepting.clone(),
+        ));
     }
     let maintenance = tokio::spawn(maintain_pools(shared.clone()));
+    let watching = tokio::spawn(auto_reload::watch(shared.clone()));
     let scrapes = match exporter {
         Some(exporter) => {
             let listener =
@@ -113,7 +121,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
     let mut requested = shared.shutdown_state();
     let mode = loop {
         tokio::select! {
-            _ = term.recv() => break Shutdown::Draining,
+            _ = term.recv() => break Shutdown::Closing,
             _ = int.recv() => break Shutdown::Closing,
             _ = hup.recv() => match admin::reload(&shared, &Default::default()) {
                 Ok(_) => {}
@@ -136,16 +144,29 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
             }
         }
     };
-    tracing::info!(?mode, "shutdown requested: no longer accepting clients");
+    // Not ready from now on (/readyz), so load balancers stop sending clients here.
     shared.begin_shutdown(mode);
     maintenance.abort();
     stats.abort();
-    if let Some(s) = scrapes {
-        s.abort();
+    watching.abort();
+    let accept_delay = shared.config().pooler.fleet.shutdown_accept_delay;
+    tracing::info!(
+        ?mode,
+        ?accept_delay,
+        "shutdown requested: reporting not ready; clients are closed as their transactions end"
+    );
+    if !accept_delay.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(accept_delay) => {}
+            _ = term.recv() => tracing::warn!("second signal: closing the listeners now"),
+            _ = int.recv() => tracing::warn!("second signal: closing the listeners now"),
+        }
     }
-    accepting.shutdown().await;
+    stop_accepting.cancel();
+    while accepting.join_next().await.is_some() {}
+    tracing::info!("no longer accepting clients");
     client_tasks.close();
-    remove_unix_socket(&shared);
+    listen::remove_unix_socket(&shared);
     shared.pools.close_idle();
 
     let limit = shared.config().pooler.shutdown_timeout;
@@ -175,6 +196,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), App
         }
     }
     shared.pools.close_idle();
+    if let Some(s) = scrapes {
+        s.abort();
+    }
     Ok(())
 }
 
@@ -227,131 +251,5 @@ async fn keep_stats(shared: Arc<Shared>) {
                 "stats"
             );
         }
-    }
-}
-
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-async fn bind(shared: &Shared) -> Result<Vec<Listener>, AppError> {
-    let config = shared.config();
-    let p = &config.pooler;
-    let mut out = Vec::new();
-    for addr in &p.listen_addr {
-        let hosts: Vec<&str> = if addr == "*" {
-            vec!["0.0.0.0", "::"]
-        } else {
-            vec![addr.as_str()]
-        };
-        for host in hosts {
-            match TcpListener::bind((host, p.listen_port)).await {
-                Ok(l) => {
-                    tracing::info!(address = %format!("{host}:{}", p.listen_port), "listening");
-                    out.push(Listener::Tcp(l));
-                }
-                // "*" also tries IPv6; a machine without it still serves IPv4.
-                Err(e) if addr == "*" && host == "::" => {
-                    tracing::debug!(error = %e, "no IPv6 listener")
-                }
-                Err(source) => {
-                    return Err(AppError::Listen {
-                        address: format!("{host}:{}", p.listen_port),
-                        source,
-                    })
-                }
-            }
-        }
-    }
-    if let Some(path) = unix_socket_path(shared) {
-        // A socket file left by a previous run that died would make bind fail.
-        let _ = std::fs::remove_file(&path);
-        let l = UnixListener::bind(&path).map_err(|source| AppError::Listen {
-            address: path.display().to_string(),
-            source,
-        })?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ =
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(p.unix_socket_mode));
-        tracing::info!(address = %path.display(), "listening");
-        out.push(Listener::Unix(l));
-    }
-    Ok(out)
-}
-
-fn unix_socket_path(shared: &Shared) -> Option<PathBuf> {
-    let config = shared.config();
-    let p = &config.pooler;
-    (!p.unix_socket_dir.is_empty())
-        .then(|| PathBuf::from(&p.unix_socket_dir).join(format!(".s.PGSQL.{}", p.listen_port)))
-}
-
-fn remove_unix_socket(shared: &Shared) {
-    if let Some(path) = unix_socket_path(shared) {
-        let _ = std::fs::remove_file(path);
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: Listener, client_tasks: TaskTracker) {
-    loop {
-        let accepted: std::io::Result<(BoxStream, String)> = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, a)| {
-                let _ = tune_tcp(&s, shared.config().pooler.tcp_keepalive);
-                (Box::new(s) as BoxStream, a.to_string())
-            }),
-            Listener::Unix(l) => l
-                .accept()
-                .await
-                .map(|(s, _)| (Box::new(s) as BoxStream, "unix".to_string())),
-        };
-        match accepted {
-            Ok((stream, peer)) => admit(&shared, &client_tasks, stream, peer),
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-/// Counts the client and spawns its task, or refuses it past max_client_conn (or past the
-/// clients the open-files limit holds beside the servers).
-fn admit(shared: &Arc<Shared>, client_tasks: &TaskTracker, mut stream: BoxStream, peer: String) {
-    let max = shared.client_room.load(Ordering::Relaxed);
-    let now = shared.clients.fetch_add(1, Ordering::SeqCst) + 1;
-    let guard = ClientCount(shared.clone());
-    if now > max {
-        let configured = shared.config().pooler.max_client_conn;
-        let message = if max < configured {
-            format!(
-                "no more connections allowed (max_client_conn = {configured}, of which the \
-                 open files limit {} holds {max} beside the server connections)",
-                open_files::current_limit()
-            )
-        } else {
-            format!("no more connections allowed (max_client_conn = {max})")
-        };
-        client_tasks.spawn(async move {
-            let _guard = guard;
-            tracing::warn!(%peer, clients_allowed = max, "refusing client: too many clients");
-            client::send_fatal(&mut stream, sqlstate::TOO_MANY_CONNECTIONS, &message).await;
-        });
-        return;
-    }
-    let shared = shared.clone();
-    client_tasks.spawn(async move {
-        let _guard = guard;
-        client::serve(shared, stream, peer).await;
-    });
-}
-
-/// Keeps `Shared::clients` exact however a client task ends.
-struct ClientCount(Arc<Shared>);
-
-impl Drop for ClientCount {
-    fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::SeqCst);
     }
 }
