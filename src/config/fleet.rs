@@ -243,6 +243,30 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_configmap_holds_a_valid_pooler_toml() {
+        let manifest = include_str!("../../deploy/kubernetes/configmap.yaml");
+        let (_, block) = manifest.split_once("pooler.toml: |\n").unwrap();
+        let text: String = block
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(text.contains("peer_id_from_hostname = true"));
+        // This machine's host name is no StatefulSet pod's: stand in for it.
+        let text = text.replace("peer_id_from_hostname = true", "peer_id = 1");
+        let config = crate::config::Config::parse(&text, std::path::Path::new("/etc/pgsluice"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.pooler.fleet.auto_reload);
+        assert_eq!(
+            config
+                .pooler
+                .fleet
+                .peers_dns_target(config.pooler.listen_port),
+            Some(("pgsluice-peers".to_string(), 6432))
+        );
+    }
+
+    #[test]
     fn peers_dns_defaults_to_the_listen_port() {
         let with = |s: &str| FleetSettings {
             peers_dns: s.to_string(),
