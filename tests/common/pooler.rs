@@ -61,16 +61,20 @@ impl Pooler {
             .append(true)
             .open(dir.path().join(LOG_FILE))
             .expect("open pgsluice.log");
+        // PGSLUICE_BIN runs another build (benches compare two builds with it).
+        let binary = std::env::var_os("PGSLUICE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pgsluice")));
         let mut cmd = match cfg.open_files_limit() {
             // prlimit sets the limit and execs pgsluice: the child's pid stays pgsluice's.
             Some((soft, hard)) => {
                 let mut cmd = Command::new("prlimit");
                 cmd.arg(format!("--nofile={soft}:{hard}"))
                     .arg("--")
-                    .arg(env!("CARGO_BIN_EXE_pgsluice"));
+                    .arg(&binary);
                 cmd
             }
-            None => Command::new(env!("CARGO_BIN_EXE_pgsluice")),
+            None => Command::new(&binary),
         };
         cmd.arg("-c")
             .arg(dir.path().join(CONFIG_FILE))
