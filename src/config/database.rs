@@ -4,10 +4,12 @@
 //! Invariant: `password` never appears in Debug output or in any problem message.
 
 use std::fmt;
+use std::time::Duration;
 
 use toml::Table;
 
 use super::error::ConfigProblem;
+use super::failover::{self, TargetSessionAttrs};
 use super::kinds::PoolMode;
 use super::reader::{self, Section};
 
@@ -28,6 +30,8 @@ pub const DATABASE_KEYS: &[&str] = &[
     "max_db_client_connections",
     "connect_query",
     "application_name",
+    "target_session_attrs",
+    "max_replica_lag",
 ];
 
 /// Every key a [users.<name>] section accepts.
@@ -42,14 +46,24 @@ pub const USER_KEYS: &[&str] = &[
     "idle_transaction_timeout",
     "transaction_timeout",
     "client_idle_timeout",
+    "target_session_attrs",
 ];
 
 /// One [databases.<name>] section. `None` overrides fall back to [pooler].
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
-    /// Host name, IP address, or a Unix socket directory (starts with '/').
+    /// The hosts as written, comma-separated (SHOW DATABASES shows this).
     pub host: String,
+    /// The first port (SHOW DATABASES shows this).
     pub port: u16,
+    /// Each host: a name, an IP address, or a Unix socket directory (starts with '/').
+    pub hosts: Vec<String>,
+    /// One port for every host, or one per host.
+    pub ports: Vec<u16>,
+    /// Overrides [pooler]'s target_session_attrs.
+    pub target_session_attrs: Option<TargetSessionAttrs>,
+    /// Overrides [pooler]'s max_replica_lag.
+    pub max_replica_lag: Option<Duration>,
     /// Database name on the server; None = the name the client asked for.
     pub dbname: Option<String>,
     /// Forced server login user; None = the client's user name.
@@ -85,6 +99,10 @@ impl Default for DatabaseSettings {
             // works whatever unix_socket_directories the server was built with.
             host: "127.0.0.1".to_string(),
             port: 5432,
+            hosts: vec!["127.0.0.1".to_string()],
+            ports: vec![5432],
+            target_session_attrs: None,
+            max_replica_lag: None,
             dbname: None,
             user: None,
             password: None,
@@ -120,6 +138,10 @@ impl fmt::Debug for DatabaseSettings {
             .field("max_db_client_connections", &self.max_db_client_connections)
             .field("connect_query", &self.connect_query)
             .field("application_name", &self.application_name)
+            .field("hosts", &self.hosts)
+            .field("ports", &self.ports)
+            .field("target_session_attrs", &self.target_session_attrs)
+            .field("max_replica_lag", &self.max_replica_lag)
             .finish()
     }
 }
@@ -136,12 +158,39 @@ impl DatabaseSettings {
         self.host.starts_with('/')
     }
 
+    /// Every (host, port), in the order written: one port for all hosts, or one each.
+    pub fn addresses(&self) -> Vec<(String, u16)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.clone(), *self.ports.get(i).unwrap_or(&self.port)))
+            .collect()
+    }
+
     /// Reads one [databases.<name>] section found at dotted `path`.
     pub fn read(path: String, table: &Table, problems: &mut Vec<ConfigProblem>) -> Self {
         let mut s = DatabaseSettings::default();
         let mut sec = Section::new(path, table, DATABASE_KEYS, problems);
-        sec.set("host", &mut s.host, reader::non_empty_string);
-        sec.set("port", &mut s.port, reader::port);
+        if let Some(hosts) = sec.read("host", failover::host_list) {
+            s.host = hosts.join(",");
+            s.hosts = hosts;
+        }
+        if let Some(ports) = sec.read("port", failover::port_list) {
+            s.port = ports[0];
+            if ports.len() > 1 && ports.len() != s.hosts.len() {
+                sec.problem(
+                    "port",
+                    format!(
+                        "{} ports for {} hosts: give one port for all, or one per host",
+                        ports.len(),
+                        s.hosts.len()
+                    ),
+                );
+            }
+            s.ports = ports;
+        }
+        s.target_session_attrs = sec.read("target_session_attrs", reader::keyword);
+        s.max_replica_lag = sec.read("max_replica_lag", reader::duration);
         s.dbname = sec.read("dbname", reader::non_empty_string);
         s.user = sec.read("user", reader::non_empty_string);
         s.password = sec.read("password", reader::string);
@@ -181,6 +230,8 @@ pub struct UserSettings {
     pub idle_transaction_timeout: Option<std::time::Duration>,
     pub transaction_timeout: Option<std::time::Duration>,
     pub client_idle_timeout: Option<std::time::Duration>,
+    /// Overrides the database's and [pooler]'s target_session_attrs.
+    pub target_session_attrs: Option<TargetSessionAttrs>,
 }
 
 impl UserSettings {
@@ -198,6 +249,7 @@ impl UserSettings {
             idle_transaction_timeout: sec.read("idle_transaction_timeout", reader::duration),
             transaction_timeout: sec.read("transaction_timeout", reader::duration),
             client_idle_timeout: sec.read("client_idle_timeout", reader::duration),
+            target_session_attrs: sec.read("target_session_attrs", reader::keyword),
         }
     }
 }

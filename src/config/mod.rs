@@ -6,6 +6,7 @@
 mod database;
 mod duration;
 mod error;
+mod failover;
 mod fleet;
 mod kinds;
 mod parse;
@@ -23,6 +24,7 @@ use std::time::Duration;
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigErrors, ConfigProblem};
+pub use failover::{FailoverSettings, TargetSessionAttrs, FAILOVER_KEYS};
 pub use fleet::{FleetSettings, PeerSettings, FLEET_KEYS, PEER_KEYS};
 pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
@@ -132,6 +134,21 @@ impl Config {
             transaction: pick(u.and_then(|u| u.transaction_timeout), p.transaction_timeout),
             client_idle: pick(u.and_then(|u| u.client_idle_timeout), p.client_idle_timeout),
         }
+    }
+
+    /// Which servers the (database, user) pool may use: [users.<user>], then the database's,
+    /// then [pooler]'s target_session_attrs.
+    pub fn target_session_attrs_for(&self, database: &str, user: &str) -> TargetSessionAttrs {
+        let of_user = |u: &UserSettings| u.target_session_attrs;
+        self.most_specific(database, user, of_user, |d| d.target_session_attrs)
+            .unwrap_or(self.pooler.failover.target_session_attrs)
+    }
+
+    /// The replay lag above which a standby of `database` is skipped; 0 = no limit.
+    pub fn max_replica_lag_for(&self, database: &str) -> Duration {
+        self.database(database)
+            .and_then(|d| d.max_replica_lag)
+            .unwrap_or(self.pooler.failover.max_replica_lag)
     }
 
     /// Server connections kept open per pool of `database` (its min_pool_size, else [pooler]).

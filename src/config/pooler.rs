@@ -9,6 +9,7 @@ use std::time::Duration;
 use toml::Table;
 
 use super::error::ConfigProblem;
+use super::failover::FailoverSettings;
 use super::fleet::{self, FleetSettings};
 use super::kinds::{AuthType, LogFormat, PoolMode};
 use super::reader::{self, Section};
@@ -34,7 +35,9 @@ pub const POOLER_KEYS: &[&str] = &[
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
     "stats_period", "metrics_addr",
-    // The fleet keys (fleet.rs), then the TLS keys (tls.rs), as in pooler.toml.example.
+    // The failover keys (failover.rs), the fleet keys (fleet.rs), then the TLS keys (tls.rs),
+    // as in pooler.toml.example.
+    "target_session_attrs", "max_replica_lag", "failover_hold_timeout", "host_check_period",
     "so_reuseport", "peer_id_from_hostname", "peers_dns",
     "shutdown_accept_delay", "shutdown_idle_grace", "auto_reload",
     // The TLS keys (tls.rs) come last, as in pooler.toml.example.
@@ -170,6 +173,8 @@ pub struct PoolerSettings {
     pub stats_period: Duration,
     /// `ip:port` serving Prometheus metrics; "" = off.
     pub metrics_addr: String,
+    /// target_session_attrs, max_replica_lag, failover_hold_timeout (see failover.rs).
+    pub failover: FailoverSettings,
     /// so_reuseport, peers_dns, draining and auto_reload (see fleet.rs).
     pub fleet: FleetSettings,
     /// client_tls_* and server_tls_* (see tls.rs).
@@ -237,6 +242,7 @@ impl Default for PoolerSettings {
             log_pooler_errors: true,
             stats_period: secs(60),
             metrics_addr: String::new(),
+            failover: FailoverSettings::default(),
             fleet: FleetSettings::default(),
             tls: TlsSettings::default(),
         }
@@ -253,6 +259,7 @@ impl PoolerSettings {
         s.read_durations(&mut sec);
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
+        s.failover.read(&mut sec);
         s.fleet.read(&mut sec);
         fleet::resolve_peer_id(&mut sec, &mut s.peer_id, &s.fleet);
         s.tls.read(&mut sec, base_dir);

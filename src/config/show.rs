@@ -121,6 +121,7 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("metrics_addr", p.metrics_addr.clone()),
     ]
     .into_iter()
+    .chain(p.failover.show_values())
     .chain(p.fleet.show_values())
     .chain(p.tls.show_values())
     .collect()
