@@ -23,6 +23,8 @@ pub(crate) enum ShowWhat {
     Config,
     Lists,
     State,
+    /// pgsluice's own: database hosts, their roles and lag.
+    Hosts,
     Version,
     /// `SHOW client_encoding` and the like: the fixed answers PgBouncer gives drivers that
     /// probe session parameters on connect; one text column named `name`.
@@ -83,6 +85,7 @@ const SHOW_SUBJECTS: &[(&str, ShowWhat)] = &[
     ("CONFIG", ShowWhat::Config),
     ("LISTS", ShowWhat::Lists),
     ("STATE", ShowWhat::State),
+    ("HOSTS", ShowWhat::Hosts),
     ("VERSION", ShowWhat::Version),
 ];
 

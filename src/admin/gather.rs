@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use super::control::RESTART_ONLY;
 use super::snapshot::{
-    pause_state, ConfigRow, ConnRow, DatabaseRow, PoolRow, Snapshot, StatsRow, UserRow, LIST_NAMES,
+    pause_state, ConfigRow, ConnRow, DatabaseRow, HostRow, PoolRow, Snapshot, StatsRow, UserRow,
+    LIST_NAMES,
 };
 use crate::live::{ConnInfo, ConnState, TrafficTotals};
 use crate::state::Shared;
@@ -47,6 +48,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
             ..PoolRow::default()
         });
     }
+    snap.hosts = host_rows(shared, &servers);
     snap.clients = clients.iter().map(|c| conn_row(c, "C", 0)).collect();
     snap.servers = servers
         .iter()
@@ -195,4 +197,29 @@ fn stats_row(db: &str, t: TrafficTotals, avg: TrafficTotals) -> StatsRow {
         avg_query_time_us: avg.query_time_us,
         avg_wait_time_us: avg.wait_time_us,
     }
+}
+
+/// SHOW HOSTS: what the pools learnt of each database host, with the servers held there.
+fn host_rows(shared: &Shared, servers: &[std::sync::Arc<ConnInfo>]) -> Vec<HostRow> {
+    let known = shared.pools.hosts.snapshot();
+    known
+        .into_iter()
+        .map(|(host, state)| {
+            let held = servers
+                .iter()
+                .filter(|s| {
+                    format!("{}:{}", s.addr, s.port) == host || format!("unix:{}", s.addr) == host
+                })
+                .count() as u64;
+            HostRow {
+                host,
+                role: state.role.map_or("unknown", |r| r.name()).to_string(),
+                healthy: state.healthy,
+                lag_ms: state.role.and_then(|r| r.lag).map(|l| l.as_millis() as u64),
+                servers: held,
+                checked_ms_ago: state.checked.map(|c| c.elapsed().as_millis() as u64),
+                last_error: state.last_error,
+            }
+        })
+        .collect()
 }

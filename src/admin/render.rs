@@ -13,9 +13,11 @@ use crate::protocol::backend::{
     command_complete, notice_response, notice_response_with_detail, ColumnType,
 };
 use conns::conns;
+use hosts::hosts;
 use stats::{stats, stats_averages, stats_totals, totals};
 
 mod conns;
+mod hosts;
 mod stats;
 use crate::protocol::sqlstate;
 
@@ -78,7 +80,7 @@ pub(super) const VERSION_COLUMNS: &Columns = &[("version", Text)];
 pub(crate) fn help_text() -> Vec<&'static str> {
     vec![
         "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
-        "SHOW LISTS|STATE",
+        "SHOW LISTS|STATE|HOSTS",
         "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
         "SET key = arg",
         "RELOAD",
@@ -121,6 +123,7 @@ pub(crate) fn show(out: &mut BytesMut, what: ShowWhat, snap: &Snapshot) {
             STATE_COLUMNS,
             snap.state.iter().map(|(k, v)| (k, text(v))),
         ),
+        ShowWhat::Hosts => hosts(out, &snap.hosts),
         ShowWhat::Version => {
             header(out, VERSION_COLUMNS);
             row(out, &[text(&snap.version)]);

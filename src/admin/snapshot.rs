@@ -178,6 +178,24 @@ pub(crate) struct Snapshot {
     pub(crate) state: Vec<(String, String)>,
     /// SHOW VERSION's single value.
     pub(crate) version: String,
+    /// SHOW HOSTS rows, by address.
+    pub(crate) hosts: Vec<HostRow>,
+}
+
+/// One database host, for SHOW HOSTS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct HostRow {
+    /// `host:port`, or `unix:<socket path>`.
+    pub(crate) host: String,
+    /// primary | standby | unknown (never reached yet).
+    pub(crate) role: String,
+    pub(crate) healthy: bool,
+    /// A standby's replay lag at the last look, in milliseconds.
+    pub(crate) lag_ms: Option<u64>,
+    /// Server connections pgsluice holds there now.
+    pub(crate) servers: u64,
+    pub(crate) checked_ms_ago: Option<u64>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// The rows of PgBouncer's SHOW LISTS, in its order. pgsluice has no slab allocator and no

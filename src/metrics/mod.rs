@@ -6,6 +6,7 @@
 //! recorder is owned here, not a global one.
 
 mod health;
+mod hosts;
 mod http;
 pub(crate) mod names;
 mod scrape;

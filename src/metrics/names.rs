@@ -51,6 +51,15 @@ pub(crate) const PREPARED_CLIENT_PARSES: &str = "pgsluice_prepared_client_parses
 pub(crate) const PREPARED_SERVER_PARSES: &str = "pgsluice_prepared_server_parses_total";
 pub(crate) const PREPARED_BINDS: &str = "pgsluice_prepared_binds_total";
 pub(crate) const PREPARED_EVICTIONS: &str = "pgsluice_prepared_evictions_total";
+/// Database hosts (`host` = host:port): whether the last attempt to reach it succeeded, its
+/// role (`role` = primary | standby, value 1), a standby's replay lag, servers held there.
+pub(crate) const HOST_UP: &str = "pgsluice_host_up";
+pub(crate) const HOST_ROLE: &str = "pgsluice_host_role";
+pub(crate) const HOST_REPLICA_LAG: &str = "pgsluice_host_replica_lag_seconds";
+pub(crate) const HOST_SERVERS: &str = "pgsluice_host_servers";
+/// Per database: primaries that changed, and how long the last failover held new transactions.
+pub(crate) const SWITCHOVERS: &str = "pgsluice_switchovers_total";
+pub(crate) const FAILOVER_HOLD: &str = "pgsluice_failover_hold_seconds";
 /// Histograms per pool, in seconds.
 pub(crate) const WAIT_SECONDS: &str = "pgsluice_client_wait_seconds";
 pub(crate) const TRANSACTION_SECONDS: &str = "pgsluice_transaction_duration_seconds";
@@ -66,7 +75,7 @@ pub(crate) enum Kind {
 
 /// Every metric with its kind and one-line meaning.
 #[rustfmt::skip]
-pub(crate) const HELP: [(&str, Kind, &str); 30] = [
+pub(crate) const HELP: [(&str, Kind, &str); 36] = [
     (CLIENTS, Kind::Gauge, "Clients of the pool by state: active (linked to a server), waiting (queued for one), idle."),
     (CLIENTS_PINNED, Kind::Gauge, "Transaction-pooling clients kept on their server by session state that cannot move, by reason."),
     (SERVERS, Kind::Gauge, "Server connections of the pool by state: active (linked to a client), idle, login (being opened)."),
@@ -94,6 +103,12 @@ pub(crate) const HELP: [(&str, Kind, &str); 30] = [
     (PREPARED_SERVER_PARSES, Kind::Counter, "Parses pgsluice sent to servers to prepare clients' named statements there."),
     (PREPARED_BINDS, Kind::Counter, "Binds of named prepared statements from clients."),
     (PREPARED_EVICTIONS, Kind::Counter, "Statements closed on a server to stay within max_prepared_statements."),
+    (HOST_UP, Kind::Gauge, "1 when the last attempt to reach the database host succeeded, else 0."),
+    (HOST_ROLE, Kind::Gauge, "The database host's role at the last look (role = primary | standby); always 1."),
+    (HOST_REPLICA_LAG, Kind::Gauge, "How far a standby host's replay was behind at the last look, in seconds."),
+    (HOST_SERVERS, Kind::Gauge, "Server connections pgsluice holds on the database host."),
+    (SWITCHOVERS, Kind::Counter, "Times the primary of the database moved to another host."),
+    (FAILOVER_HOLD, Kind::Gauge, "How long the last failover of the database held new transactions, in seconds."),
     (WAIT_SECONDS, Kind::Histogram, "Time a client waited for a server before its transaction could start."),
     (TRANSACTION_SECONDS, Kind::Histogram, "Transaction duration as seen by the pooler."),
     (QUERY_SECONDS, Kind::Histogram, "Query duration as seen by the pooler."),

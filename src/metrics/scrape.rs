@@ -120,6 +120,7 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
         tls_count(&servers),
     );
     process_counters(shared, e);
+    super::hosts::refresh(shared, e);
 }
 
 /// A forced-user database pools every client under its forced user.

@@ -42,7 +42,9 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
         ServerError::Connect { .. }
         | ServerError::Timeout(_)
         | ServerError::Io(_)
-        | ServerError::Closed => true,
+        | ServerError::Closed
+        // A failover: the primary is gone or not promoted yet, a standby lags.
+        | ServerError::NoHostFits(_) => true,
         // PostgreSQL docs, Appendix A: class 08 connection exception, class 53 insufficient
         // resources (53300 too_many_connections), 57P01 admin_shutdown, 57P02 crash_shutdown,
         // 57P03 cannot_connect_now (starting up, shutting down, in recovery).

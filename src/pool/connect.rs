@@ -1,18 +1,24 @@
-//! Opening server connections for a pool: one connect + login + connect_query, retried with
-//! capped exponential backoff while Postgres is unreachable (until query_wait_timeout), and a
-//! refused login remembered in the ledger for server_login_retry so later clients fail at once.
-//! Also the background warm-up connects min_pool_size asks for. Called from `server_pool`.
+//! Opening server connections for a pool: one connect + login + connect_query on the best host
+//! for the pool's target_session_attrs, retried with capped exponential backoff while no host
+//! will do (until query_wait_timeout, or failover_hold_timeout while a read-write pool waits
+//! for a primary), and a refused login remembered in the ledger for server_login_retry so
+//! later clients fail at once. Also the warm-up connects min_pool_size asks for, and the host
+//! checks that keep each host's role and lag known. Called from `server_pool` and maintenance.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::backoff::{is_transient, Backoff};
+use super::hosts::fits;
 use super::ledger::LoginFailure;
 use super::server_pool::refused;
-use super::{Lease, Pool, PoolError};
+use super::{Lease, Pool, PoolError, PoolSettings};
+use crate::config::TargetSessionAttrs;
 use crate::live::{ConnState, Endpoints, TrafficStats};
-use crate::server::{login, LoginRequest, ServerConn, ServerError};
+use crate::net::Address;
+use crate::server::{login, server_role, LoginRequest, ServerConn, ServerError};
 
 impl Pool {
     /// Opens a server for a counted slot, retrying transient failures with backoff.
@@ -25,8 +31,14 @@ impl Pool {
         let mut backoff = Backoff::default();
         let mut attempts = 0u32;
         loop {
-            if let Some(failure) = self.ledger().recent_failure(self.id, Instant::now()) {
-                return Err(refused(failure));
+            let s = self.settings();
+            let database = &self.key.database;
+            // A failover in progress is not a refusal: server_login_retry waits for its end.
+            let holding = s.target.wants_primary() && self.hosts.holding_since(database).is_some();
+            if !holding {
+                if let Some(failure) = self.ledger().recent_failure(self.id, Instant::now()) {
+                    return Err(refused(failure));
+                }
             }
             attempts += 1;
             let e = match self.connect_once().await {
@@ -41,26 +53,43 @@ impl Pool {
                 self.remember_refusal(&e);
                 return Err(e.into());
             }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            // No primary (gone, restarting, not promoted yet): new transactions are held, for
+            // at most failover_hold_timeout since the hold began.
+            let mut limit = deadline;
+            let mut hold = None;
+            if s.target.wants_primary() {
+                let since = self.hosts.hold(database);
+                let end = since + s.failover_hold_timeout;
+                limit = Some(limit.map_or(end, |d| d.min(end)));
+                hold = Some(since);
+            }
+            let remaining = limit.map(|d| d.saturating_duration_since(Instant::now()));
             if remaining.is_some_and(|r| r.is_zero()) {
+                let cause = match hold {
+                    Some(since) if since + s.failover_hold_timeout <= Instant::now() => format!(
+                        "no host became primary within failover_hold_timeout ({:.1}s): {e}",
+                        s.failover_hold_timeout.as_secs_f64()
+                    ),
+                    _ => e.to_string(),
+                };
                 return Err(PoolError::Unreachable {
-                    database: self.key.database.clone(),
+                    database: database.clone(),
                     user: self.key.user.clone(),
                     waited: started.elapsed(),
-                    cause: e.to_string(),
+                    cause,
                 });
             }
             if attempts == 1 {
-                tracing::warn!(pool = %self.key.database, user = %self.key.user, reason = %e, "cannot open a server connection; retrying until query_wait_timeout");
+                tracing::warn!(pool = %database, user = %self.key.user, reason = %e, "cannot open a server connection; retrying until query_wait_timeout");
             } else {
-                tracing::debug!(pool = %self.key.database, user = %self.key.user, attempts, reason = %e, "server still unreachable");
+                tracing::debug!(pool = %database, user = %self.key.user, attempts, reason = %e, "server still unreachable");
             }
             let pause = backoff.pause();
             tokio::time::sleep(remaining.map_or(pause, |r| r.min(pause))).await;
         }
     }
 
-    /// One connect + login + connect_query, bounded by server_connect_timeout.
+    /// One connect + login + connect_query, bounded by server_connect_timeout per host.
     pub(super) async fn connect_once(&self) -> Result<ServerConn, ServerError> {
         let result = self.connect_and_login().await;
         match &result {
@@ -70,12 +99,116 @@ impl Pool {
         result
     }
 
+    /// Tries the hosts best first and keeps the first server whose role fits the pool's
+    /// target (for prefer-standby, a primary only when no standby will do).
     async fn connect_and_login(&self) -> Result<ServerConn, ServerError> {
         let s = self.settings();
+        if !s.watches_hosts() {
+            let address = &s.addresses[0];
+            let conn = self.login_at(&s, address).await?;
+            return self.finish_open(conn, &s, address).await;
+        }
+        let busy = self.servers_per_host();
+        let candidates = self
+            .hosts
+            .order(&s.addresses, s.target, s.max_replica_lag, |a| {
+                busy.get(&a.host_port()).copied().unwrap_or(0)
+            });
+        let mut reasons = Vec::new();
+        let mut fallback: Option<(ServerConn, Address)> = None;
+        for address in candidates {
+            let mut conn = match self.login_at(&s, &address).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.hosts.failed(&address, &e.to_string());
+                    if !is_transient(&e) {
+                        return Err(e);
+                    }
+                    reasons.push(format!("{address}: {e}"));
+                    continue;
+                }
+            };
+            let with_lag = s.target.prefers_standby() && !s.max_replica_lag.is_zero();
+            let role = match server_role(&mut conn, with_lag).await {
+                Ok(role) => role,
+                Err(e) => {
+                    self.hosts.failed(&address, &e.to_string());
+                    reasons.push(format!("{address}: {e}"));
+                    continue;
+                }
+            };
+            self.hosts.saw(&address, role, s.max_replica_lag);
+            if !fits(s.target, &role, s.max_replica_lag) {
+                // Never handed out: a standby where writes were asked for, a lagging one.
+                conn.terminate_now();
+                let lag = role
+                    .lag
+                    .map(|l| format!(", {:.1}s behind", l.as_secs_f64()));
+                reasons.push(format!(
+                    "{address} is a {}{}",
+                    role.name(),
+                    lag.unwrap_or_default()
+                ));
+                continue;
+            }
+            if s.target == TargetSessionAttrs::PreferStandby && !role.standby {
+                if fallback.is_none() {
+                    fallback = Some((conn, address));
+                } else {
+                    conn.terminate_now();
+                }
+                continue;
+            }
+            if !role.standby && s.target.wants_primary() {
+                self.primary_found(&address);
+            }
+            if let Some((mut spare, _)) = fallback.take() {
+                spare.terminate_now();
+            }
+            return self.finish_open(conn, &s, &address).await;
+        }
+        if let Some((conn, address)) = fallback {
+            return self.finish_open(conn, &s, &address).await;
+        }
+        Err(ServerError::NoHostFits(format!(
+            "{} ({})",
+            s.target,
+            reasons.join("; ")
+        )))
+    }
+
+    /// A primary was found for a read-write pool: ends a hold, logs a switchover.
+    fn primary_found(&self, address: &Address) {
+        let Some(s) = self.hosts.primary_found(&self.key.database, address) else {
+            return;
+        };
+        let from = s.from.as_deref().unwrap_or("none");
+        if s.moved() {
+            tracing::warn!(database = %s.database, from, to = %s.to, held_ms = s.held.as_millis() as u64, "switchover: the primary is now {}; new transactions were held {:.1}s", s.to, s.held.as_secs_f64());
+        } else {
+            tracing::warn!(database = %s.database, primary = %s.to, held_ms = s.held.as_millis() as u64, "the primary is back; new transactions were held {:.1}s", s.held.as_secs_f64());
+        }
+    }
+
+    /// Servers pgsluice holds per (host, port), from SHOW SERVERS's table.
+    fn servers_per_host(&self) -> HashMap<(String, u16), usize> {
+        let mut busy = HashMap::new();
+        for info in self.servers.list() {
+            *busy.entry((info.addr.clone(), info.port)).or_default() += 1;
+        }
+        busy
+    }
+
+    /// Connect and log in to one host, bounded by server_connect_timeout.
+    async fn login_at(
+        &self,
+        s: &PoolSettings,
+        address: &Address,
+    ) -> Result<ServerConn, ServerError> {
         let id = self.next_server_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut conn = login(LoginRequest {
+        login(LoginRequest {
             id,
-            address: &s.address,
+            address,
             user: &s.server_user,
             database: &s.server_database,
             credential: &s.credential,
@@ -85,16 +218,26 @@ impl Pool {
             max_prepared_statements: s.max_prepared_statements,
             tls: &s.tls,
         })
-        .await?;
+        .await
+    }
+
+    /// connect_query, then the server joins the pool's books and SHOW SERVERS.
+    async fn finish_open(
+        &self,
+        mut conn: ServerConn,
+        s: &PoolSettings,
+        address: &Address,
+    ) -> Result<ServerConn, ServerError> {
         if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {
             let outcome = crate::server::simple_query(&mut conn, q).await?;
             if let Some((code, message)) = outcome.error {
                 return Err(ServerError::Rejected { code, message });
             }
         }
-        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, address = %s.address, tls = %conn.tls(), "server connection opened");
+        let id = conn.id();
+        tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, %address, tls = %conn.tls(), "server connection opened");
         self.login_reports.server_logged_in(conn.params());
-        let (addr, port) = s.address.host_port();
+        let (addr, port) = address.host_port();
         let ends = Endpoints {
             addr,
             port,
@@ -109,16 +252,34 @@ impl Pool {
             ends,
             ConnState::Idle,
         );
-        reg.info().remote_pid.store(
-            u64::from(conn.backend_key().0),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         reg.info()
-            .generation
-            .store(generation, std::sync::atomic::Ordering::Relaxed);
+            .remote_pid
+            .store(u64::from(conn.backend_key().0), Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::SeqCst);
+        reg.info().generation.store(generation, Ordering::Relaxed);
         conn.join_pool(reg, generation, self.stats.clone());
         Ok(conn)
+    }
+
+    /// Looks at one host again on a connection of its own: role and replay lag. Run by the
+    /// maintenance pass every host_check_period for pools that watch their hosts.
+    pub(super) async fn check_host(self: Arc<Self>, address: Address) {
+        let s = self.settings();
+        let checked = async {
+            let mut conn = self.login_at(&s, &address).await?;
+            let role = server_role(&mut conn, true).await;
+            conn.terminate_now();
+            role
+        };
+        match tokio::time::timeout(s.connect_timeout + Duration::from_secs(1), checked).await {
+            Ok(Ok(role)) => {
+                self.hosts.saw(&address, role, s.max_replica_lag);
+            }
+            Ok(Err(e)) => self.hosts.failed(&address, &e.to_string()),
+            Err(_) => self.hosts.failed(&address, "no answer to the host check"),
+        }
+        self.hosts.count_check();
+        self.hosts.end_check(&address);
     }
 
     /// Remembers a refused login for server_login_retry, keeping Postgres's own words.

@@ -5,6 +5,7 @@
 //! holding a lock: the pass itself is synchronous and only spawns the connects.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,12 +43,38 @@ impl PoolRegistry {
             .expect("pool ledger lock")
             .upkeep(Instant::now(), |id| with_clients.contains(&id));
         finish(upkeep.closing);
+        self.watch_hosts(&pools);
         for id in upkeep.open {
             let pool = pools
                 .get(id)
                 .cloned()
                 .unwrap_or_else(|| self.all()[id].clone());
             tokio::spawn(pool.warm());
+        }
+    }
+
+    /// Pools whose servers may sit on the wrong host after a role changed (a promotion, a
+    /// standby past max_replica_lag) replace them; and each host of a pool that watches its
+    /// hosts and has servers is looked at again every host_check_period.
+    fn watch_hosts(&self, pools: &[Arc<super::Pool>]) {
+        let changes = self.hosts.role_changes.load(Ordering::Relaxed);
+        let changed = self.roles_seen.swap(changes, Ordering::Relaxed) != changes;
+        for pool in pools {
+            let s = pool.settings();
+            if !s.watches_hosts() {
+                continue;
+            }
+            if changed {
+                pool.reconnect();
+            }
+            if s.host_check_period.is_zero() || pool.counts().open == 0 {
+                continue;
+            }
+            for address in &s.addresses {
+                if self.hosts.start_check(address, s.host_check_period) {
+                    tokio::spawn(pool.clone().check_host(address.clone()));
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@ mod clients;
 mod connect;
 pub(crate) mod contention;
 mod health;
+pub(crate) mod hosts;
 mod lease;
 mod ledger;
 mod login_report;
@@ -121,6 +122,10 @@ pub(crate) struct PoolRegistry {
     next_server_id: Arc<AtomicU64>,
     /// Every open server connection, for SHOW SERVERS.
     pub(crate) servers: Arc<ConnTable>,
+    /// What is known of every database host (roles, lag, failover holds).
+    pub(crate) hosts: Arc<hosts::HostRegistry>,
+    /// The host registry's role changes already acted on by the maintenance pass.
+    roles_seen: AtomicU64,
     /// Whether pools record duration histograms (metrics are on).
     histograms: bool,
 }
@@ -155,9 +160,12 @@ impl PoolRegistry {
             key.clone(),
             id,
             settings,
-            self.ledger.clone(),
-            self.next_server_id.clone(),
-            self.servers.clone(),
+            server_pool::Common {
+                ledger: self.ledger.clone(),
+                ids: self.next_server_id.clone(),
+                servers: self.servers.clone(),
+                hosts: self.hosts.clone(),
+            },
             TrafficStats::with_histograms(if self.histograms {
                 PoolHistograms::enabled()
             } else {

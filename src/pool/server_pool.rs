@@ -11,6 +11,7 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::health::{check_due, close_idle_server, looks_alive, passes_check};
+use super::hosts::HostRegistry;
 use super::ledger::{
     Checkout, CloseReason, Closing, Counts, Handoff, Ledger, LoginFailure, PoolId,
 };
@@ -27,6 +28,8 @@ pub(crate) struct Pool {
     ledger: SharedLedger,
     pub(super) next_server_id: Arc<AtomicU64>,
     pub(super) servers: Arc<ConnTable>,
+    /// Roles and lag of the database hosts, shared by every pool.
+    pub(super) hosts: Arc<HostRegistry>,
     /// Traffic of this pool's clients (SHOW STATS).
     pub(crate) stats: Arc<TrafficStats>,
     /// Bumped by RECONNECT and by a reload that changes where or how servers log in: servers
@@ -36,23 +39,31 @@ pub(crate) struct Pool {
     pub(crate) login_reports: super::login_report::LoginReports,
 }
 
+/// What every pool shares with the others: the ledger, server ids, SHOW SERVERS's table and
+/// what is known of the hosts.
+pub(super) struct Common {
+    pub(super) ledger: SharedLedger,
+    pub(super) ids: Arc<AtomicU64>,
+    pub(super) servers: Arc<ConnTable>,
+    pub(super) hosts: Arc<HostRegistry>,
+}
+
 impl Pool {
     pub(super) fn new(
         key: PoolKey,
         id: PoolId,
         settings: PoolSettings,
-        ledger: SharedLedger,
-        ids: Arc<AtomicU64>,
-        servers: Arc<ConnTable>,
+        common: Common,
         stats: TrafficStats,
     ) -> Pool {
         Pool {
             key,
             id,
             settings: Mutex::new(Arc::new(settings)),
-            ledger,
-            next_server_id: ids,
-            servers,
+            ledger: common.ledger,
+            next_server_id: common.ids,
+            servers: common.servers,
+            hosts: common.hosts,
             stats: Arc::new(stats),
             generation: AtomicU64::new(0),
             login_reports: Default::default(),
@@ -82,7 +93,8 @@ impl Pool {
             if matches!(new.credential, Credential::None) {
                 new.credential = s.credential.clone();
             }
-            let moved = s.address != new.address
+            let moved = s.addresses != new.addresses
+                || s.target != new.target
                 || s.server_user != new.server_user
                 || s.server_database != new.server_database
                 || !s.credential.same_as(&new.credential)

@@ -10,14 +10,23 @@ use std::time::Duration;
 use super::ledger::Limits;
 use super::PoolKey;
 use crate::auth::{Secret, Userlist};
-use crate::config::{Config, DatabaseSettings};
+use crate::config::{Config, DatabaseSettings, TargetSessionAttrs};
 use crate::net::Address;
 use crate::server::Credential;
 use crate::tls::ServerTls;
 
 #[derive(Debug, Clone)]
 pub(crate) struct PoolSettings {
-    pub(crate) address: Address,
+    /// The database's hosts, in the order written.
+    pub(crate) addresses: Vec<Address>,
+    /// Which of them its servers may be on.
+    pub(crate) target: TargetSessionAttrs,
+    /// A standby further behind than this is skipped; 0 = no limit.
+    pub(crate) max_replica_lag: Duration,
+    /// How long new transactions wait for a primary while none is found.
+    pub(crate) failover_hold_timeout: Duration,
+    /// How often each host's role and lag are looked at again; 0 = only at login.
+    pub(crate) host_check_period: Duration,
     pub(crate) server_database: String,
     pub(crate) server_user: String,
     pub(crate) credential: Credential,
@@ -68,7 +77,15 @@ impl PoolSettings {
             (None, Some(Secret::Scram(_))) | (None, None) => Credential::None,
         };
         PoolSettings {
-            address: Address::from_host_port(&db.host, db.port),
+            addresses: db
+                .addresses()
+                .iter()
+                .map(|(host, port)| Address::from_host_port(host, *port))
+                .collect(),
+            target: config.target_session_attrs_for(&key.database, &key.user),
+            max_replica_lag: config.max_replica_lag_for(&key.database),
+            failover_hold_timeout: p.failover.failover_hold_timeout,
+            host_check_period: p.failover.host_check_period,
             server_database: db.dbname.clone().unwrap_or_else(|| key.database.clone()),
             server_user,
             credential,
@@ -92,6 +109,11 @@ impl PoolSettings {
             server_login_retry: p.server_login_retry,
             tls: tls.clone(),
         }
+    }
+
+    /// Whether its hosts need watching: several of them, or a target that depends on roles.
+    pub(crate) fn watches_hosts(&self) -> bool {
+        self.addresses.len() > 1 || self.target != TargetSessionAttrs::Any
     }
 
     /// The ledger's view of these settings.

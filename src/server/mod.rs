@@ -9,6 +9,7 @@ mod encrypt;
 mod exchange;
 mod login;
 mod reset;
+mod role;
 mod session;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ pub(crate) use custom_names::CustomNames;
 pub(crate) use exchange::{quote_literal, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
+pub(crate) use role::{server_role, ServerRole};
 pub(crate) use session::{apply, capture, Applied, Snapshot, PIN_REASONS};
 
 use crate::live::{Registration, TrafficStats};
@@ -254,6 +256,9 @@ pub(crate) enum ServerError {
     Closed,
     #[error("server TLS failed: {0}")]
     Tls(#[source] crate::tls::TlsError),
+    /// No host of the database fits the pool's target_session_attrs now (each one's reason).
+    #[error("no server fits target_session_attrs = {0}")]
+    NoHostFits(String),
     /// server_tls_sslmode requires TLS and the server refused it.
     #[error("server TLS failed: the server does not accept TLS connections (server_tls_sslmode = \"{0}\")")]
     TlsRefused(String),

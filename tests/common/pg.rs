@@ -15,6 +15,8 @@ use super::pgbin::{chown_to_postgres, pg_bindir, pg_tool, running_as_root, serve
 use super::pgsetup::{PG_HBA, SETUP_SQL, SUPERUSER};
 use super::{free_port, log_tail, read_log};
 
+mod replica;
+
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 const STOP_DEADLINE: Duration = Duration::from_secs(60);
 const LOG_FILE: &str = "postgres.log";

@@ -38,6 +38,7 @@ pub const ROLES: [(&str, &str); 4] = [
 pub const PG_HBA: &str = "\
 # written by the pgsluice test harness
 local all postgres                 trust
+local replication postgres         trust
 host  all postgres   127.0.0.1/32  trust
 host  all trust_user 127.0.0.1/32  trust
 host  all md5_user   127.0.0.1/32  md5

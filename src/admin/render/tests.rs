@@ -2,7 +2,7 @@
 //! row's values read back through postgres-protocol's parser.
 
 use super::super::command::{parse, Command};
-use super::super::snapshot::{pause_state, ConnRow, StatsRow, LIST_NAMES};
+use super::super::snapshot::{pause_state, ConnRow, HostRow, StatsRow, LIST_NAMES};
 use super::super::test_support::{read, ResultSet};
 use super::*;
 
@@ -91,7 +91,49 @@ fn sample() -> Snapshot {
         lists: LIST_NAMES.iter().map(|n| (n.to_string(), 1)).collect(),
         state: pause_state(false),
         version: "pgsluice 0.1.0".into(),
+        hosts: vec![
+            HostRow {
+                host: "10.0.0.1:5432".into(),
+                role: "primary".into(),
+                healthy: true,
+                lag_ms: None,
+                servers: 3,
+                checked_ms_ago: Some(250),
+                last_error: None,
+            },
+            HostRow {
+                host: "10.0.0.2:5432".into(),
+                role: "unknown".into(),
+                healthy: false,
+                lag_ms: None,
+                servers: 0,
+                checked_ms_ago: Some(10),
+                last_error: Some("connection refused".into()),
+            },
+        ],
     }
+}
+
+#[test]
+fn hosts_show_roles_lag_and_errors() {
+    let set = render(ShowWhat::Hosts, &sample());
+    assert_eq!(
+        set.names(),
+        [
+            "host",
+            "role",
+            "healthy",
+            "replica_lag_ms",
+            "servers",
+            "checked_ms_ago",
+            "last_error"
+        ]
+    );
+    assert_eq!(set.rows.len(), 2);
+    assert_eq!(set.rows[0][1].as_deref(), Some("primary"));
+    assert_eq!(set.rows[0][3], None, "a primary has no lag");
+    assert_eq!(set.rows[1][2].as_deref(), Some("no"));
+    assert_eq!(set.rows[1][6].as_deref(), Some("connection refused"));
 }
 
 #[test]
@@ -323,6 +365,7 @@ fn empty_snapshot_renders_headers_only() {
         ShowWhat::Config,
         ShowWhat::Lists,
         ShowWhat::State,
+        ShowWhat::Hosts,
     ] {
         let set = render(what, &Snapshot::default());
         assert!(!set.columns.is_empty(), "{what:?}");
