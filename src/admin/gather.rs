@@ -205,18 +205,20 @@ fn host_rows(shared: &Shared, servers: &[std::sync::Arc<ConnInfo>]) -> Vec<HostR
     known
         .into_iter()
         .map(|(host, state)| {
-            let held = servers
-                .iter()
-                .filter(|s| {
-                    format!("{}:{}", s.addr, s.port) == host || format!("unix:{}", s.addr) == host
-                })
-                .count() as u64;
+            let in_state = |st: ConnState| {
+                servers
+                    .iter()
+                    .filter(|s| s.server_address() == host && s.state() == st)
+                    .count() as u64
+            };
+            let (sv_active, sv_idle) = (in_state(ConnState::Active), in_state(ConnState::Idle));
             HostRow {
                 host,
                 role: state.role.map_or("unknown", |r| r.name()).to_string(),
                 healthy: state.healthy,
                 lag_ms: state.role.and_then(|r| r.lag).map(|l| l.as_millis() as u64),
-                servers: held,
+                sv_active,
+                sv_idle,
                 checked_ms_ago: state.checked.map(|c| c.elapsed().as_millis() as u64),
                 last_error: state.last_error,
             }

@@ -192,8 +192,9 @@ pub(crate) struct HostRow {
     pub(crate) healthy: bool,
     /// A standby's replay lag at the last look, in milliseconds.
     pub(crate) lag_ms: Option<u64>,
-    /// Server connections pgsluice holds there now.
-    pub(crate) servers: u64,
+    /// Server connections pgsluice holds there now: linked to a client, and idle.
+    pub(crate) sv_active: u64,
+    pub(crate) sv_idle: u64,
     pub(crate) checked_ms_ago: Option<u64>,
     pub(crate) last_error: Option<String>,
 }

@@ -75,6 +75,14 @@ fn from_micros(us: u64) -> SystemTime {
 }
 
 impl ConnInfo {
+    /// A server's address as the host registry names it (`Address`'s display form).
+    pub(crate) fn server_address(&self) -> String {
+        if self.port == 0 {
+            format!("unix:{}", self.addr)
+        } else {
+            format!("{}:{}", self.addr, self.port)
+        }
+    }
     /// A fresh record, connected now.
     pub(crate) fn new(
         id: u64,

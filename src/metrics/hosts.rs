@@ -5,6 +5,7 @@
 
 use super::names;
 use super::Exporter;
+use crate::live::ConnState;
 use crate::state::Shared;
 
 pub(super) fn refresh(shared: &Shared, e: &Exporter) {
@@ -20,13 +21,15 @@ pub(super) fn refresh(shared: &Shared, e: &Exporter) {
                 e.gauge(names::HOST_REPLICA_LAG, &labels, lag.as_secs_f64());
             }
         }
-        let held = servers
-            .iter()
-            .filter(|s| {
-                format!("{}:{}", s.addr, s.port) == host || format!("unix:{}", s.addr) == host
-            })
-            .count();
-        e.gauge(names::HOST_SERVERS, &labels, held as f64);
+        for (name, st) in [("active", ConnState::Active), ("idle", ConnState::Idle)] {
+            let mut with_state = labels.clone();
+            with_state.push(("state", name.to_string()));
+            let n = servers
+                .iter()
+                .filter(|s| s.server_address() == host && s.state() == st)
+                .count();
+            e.gauge(names::HOST_SERVERS, &with_state, n as f64);
+        }
     }
     for (database, (count, held)) in shared.pools.hosts.switchovers() {
         let labels = vec![("database", database)];

@@ -106,7 +106,7 @@ pub(crate) const HELP: [(&str, Kind, &str); 36] = [
     (HOST_UP, Kind::Gauge, "1 when the last attempt to reach the database host succeeded, else 0."),
     (HOST_ROLE, Kind::Gauge, "The database host's role at the last look (role = primary | standby); always 1."),
     (HOST_REPLICA_LAG, Kind::Gauge, "How far a standby host's replay was behind at the last look, in seconds."),
-    (HOST_SERVERS, Kind::Gauge, "Server connections pgsluice holds on the database host."),
+    (HOST_SERVERS, Kind::Gauge, "Server connections pgsluice holds on the database host, by state (active | idle)."),
     (SWITCHOVERS, Kind::Counter, "Times the primary of the database moved to another host."),
     (FAILOVER_HOLD, Kind::Gauge, "How long the last failover of the database held new transactions, in seconds."),
     (WAIT_SECONDS, Kind::Histogram, "Time a client waited for a server before its transaction could start."),

@@ -33,12 +33,14 @@ impl ServerRole {
 
 /// Replay lag as seconds: zero when everything received is replayed (an idle primary writes
 /// nothing, and the age of the last replayed transaction would grow without any lag), else
-/// the age of the last transaction replayed.
+/// the age of the last transaction replayed — or, when none was replayed since the standby
+/// started, the time since then, an upper bound rather than no answer.
 const ROLE_QUERY: &str = "select pg_is_in_recovery(), \
      current_setting('default_transaction_read_only'), \
      case when not pg_is_in_recovery() then null \
           when pg_last_wal_receive_lsn() is not distinct from pg_last_wal_replay_lsn() then 0 \
-          else extract(epoch from now() - pg_last_xact_replay_timestamp()) end";
+          else extract(epoch from now() - coalesce(pg_last_xact_replay_timestamp(), \
+                                                   pg_postmaster_start_time())) end";
 
 /// The server's role; with `with_lag`, a standby's replay lag too (one query).
 pub(crate) async fn server_role(

@@ -21,6 +21,13 @@ async fn a_lagging_standby_is_skipped_and_comes_back() {
     // Writes keep arriving on the primary while the standby does not replay them.
     let table = unique_name("lag_rows");
     primary.sql(TEST_DB, &format!("create table {table}(x int)"));
+    wait_until("the standby to replay the table", DEADLINE, || async {
+        standby.sql(
+            TEST_DB,
+            &format!("select count(*) from pg_class where relname = '{table}'"),
+        ) == "1"
+    })
+    .await;
     standby.sql("postgres", "select pg_wal_replay_pause()");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {

@@ -97,7 +97,8 @@ fn sample() -> Snapshot {
                 role: "primary".into(),
                 healthy: true,
                 lag_ms: None,
-                servers: 3,
+                sv_active: 1,
+                sv_idle: 2,
                 checked_ms_ago: Some(250),
                 last_error: None,
             },
@@ -106,7 +107,8 @@ fn sample() -> Snapshot {
                 role: "unknown".into(),
                 healthy: false,
                 lag_ms: None,
-                servers: 0,
+                sv_active: 0,
+                sv_idle: 0,
                 checked_ms_ago: Some(10),
                 last_error: Some("connection refused".into()),
             },
@@ -124,7 +126,8 @@ fn hosts_show_roles_lag_and_errors() {
             "role",
             "healthy",
             "replica_lag_ms",
-            "servers",
+            "sv_active",
+            "sv_idle",
             "checked_ms_ago",
             "last_error"
         ]
@@ -133,7 +136,8 @@ fn hosts_show_roles_lag_and_errors() {
     assert_eq!(set.rows[0][1].as_deref(), Some("primary"));
     assert_eq!(set.rows[0][3], None, "a primary has no lag");
     assert_eq!(set.rows[1][2].as_deref(), Some("no"));
-    assert_eq!(set.rows[1][6].as_deref(), Some("connection refused"));
+    assert_eq!(set.rows[0][5].as_deref(), Some("2"));
+    assert_eq!(set.rows[1][7].as_deref(), Some("connection refused"));
 }
 
 #[test]
