@@ -60,9 +60,9 @@ impl Reachability {
     }
 }
 
-/// Ok when at least one configured database's server answers a TCP connection (or none is
-/// configured): one database being down should not take the whole instance out of a load
-/// balancer that also serves the others.
+/// Ok when at least one configured database server (any host of any database) answers a TCP
+/// connection, or none is configured: one database or replica being down should not take the
+/// whole instance out of a load balancer that also serves the others.
 async fn probe(shared: &Shared) -> Result<(), String> {
     let config = shared.config();
     // One probe per distinct server, however many databases share it.
@@ -70,7 +70,8 @@ async fn probe(shared: &Shared) -> Result<(), String> {
     let addresses: Vec<Address> = config
         .databases
         .values()
-        .map(|db| Address::from_host_port(&db.host, db.port))
+        .flat_map(|db| db.addresses())
+        .map(|(host, port)| Address::from_host_port(&host, port))
         .filter(|a| seen.insert(a.to_string()))
         .collect();
     if addresses.is_empty() {

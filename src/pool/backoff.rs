@@ -68,6 +68,17 @@ pub(crate) fn is_transient(e: &ServerError) -> bool {
     }
 }
 
+/// Whether a failed connect says the primary is not there — nothing answers, the connection
+/// broke, Postgres is shutting down, starting up or in recovery, or only standbys answered —
+/// so a read-write pool holds its new transactions for failover_hold_timeout. A primary that
+/// is merely full (53300) is no failover.
+pub(crate) fn primary_missing(e: &ServerError) -> bool {
+    match e {
+        ServerError::Rejected { code, .. } => is_transient(e) && !code.starts_with("53"),
+        other => is_transient(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +117,16 @@ mod tests {
             assert!(!is_transient(&rejected(code)), "{code}");
         }
         assert!(!is_transient(&ServerError::Auth("no password".into())));
+    }
+
+    #[test]
+    fn a_full_primary_is_no_failover() {
+        assert!(primary_missing(&ServerError::Closed));
+        assert!(primary_missing(&ServerError::NoHostFits(
+            "read-write".into()
+        )));
+        assert!(primary_missing(&rejected("57P01")));
+        assert!(!primary_missing(&rejected("53300")));
+        assert!(!primary_missing(&rejected("28P01")));
     }
 }

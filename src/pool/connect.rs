@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::backoff::{is_transient, Backoff};
+use super::backoff::{is_transient, primary_missing, Backoff};
 use super::hosts::fits;
 use super::ledger::LoginFailure;
 use super::server_pool::refused;
@@ -54,10 +54,11 @@ impl Pool {
                 return Err(e.into());
             }
             // No primary (gone, restarting, not promoted yet): new transactions are held, for
-            // at most failover_hold_timeout since the hold began.
+            // at most failover_hold_timeout since the hold began. A primary that is merely
+            // full (53300) is no failover.
             let mut limit = deadline;
             let mut hold = None;
-            if s.target.wants_primary() {
+            if s.target.wants_primary() && primary_missing(&e) {
                 let since = self.hosts.hold(database);
                 let end = since + s.failover_hold_timeout;
                 limit = Some(limit.map_or(end, |d| d.min(end)));

@@ -122,18 +122,7 @@ impl PgCluster {
 
     pub fn start_with(opts: PgOptions) -> PgCluster {
         let as_postgres = running_as_root();
-        // Under /tmp, not $TMPDIR: the socket path must stay short (sun_path is ~107 bytes) and
-        // every parent must be traversable by the postgres user.
-        let dir = tempfile::Builder::new()
-            .prefix("pgsluice-pg-")
-            .tempdir_in("/tmp")
-            .expect("create cluster temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod cluster dir");
-        std::fs::create_dir(dir.path().join("sock")).expect("create socket dir");
-        if as_postgres {
-            chown_to_postgres(dir.path());
-        }
+        let dir = cluster_dir(as_postgres);
         let mut cluster = PgCluster {
             dir,
             bindir: pg_bindir(),
@@ -395,6 +384,23 @@ impl PgCluster {
 
 enum BootError {
     PortInUse,
+}
+
+/// A cluster's directory with its `sock` subdirectory, owned by the server's user. Under /tmp,
+/// not $TMPDIR: the socket path must stay short (sun_path is ~107 bytes) and every parent
+/// must be traversable by the postgres user.
+fn cluster_dir(as_postgres: bool) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("pgsluice-pg-")
+        .tempdir_in("/tmp")
+        .expect("create cluster temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod cluster dir");
+    std::fs::create_dir(dir.path().join("sock")).expect("create socket dir");
+    if as_postgres {
+        chown_to_postgres(dir.path());
+    }
+    dir
 }
 
 impl Drop for PgCluster {

@@ -4,27 +4,16 @@
 //! and primary_conninfo, docs "Hot Standby"). Replication logs in as the superuser over the
 //! primary's Unix socket, which the harness's pg_hba.conf trusts.
 
-use std::os::unix::fs::PermissionsExt;
-
 use super::super::pgbin::{chown_to_postgres, pg_bindir, running_as_root, server_command};
 use super::super::pgsetup::SUPERUSER;
-use super::{PgCluster, PgOptions, Server};
+use super::{cluster_dir, PgCluster, PgOptions, Server};
 use std::sync::Mutex;
 
 impl PgCluster {
     /// A hot standby of `primary`, streaming from it, on its own free port.
     pub fn standby_of(primary: &PgCluster) -> PgCluster {
         let as_postgres = running_as_root();
-        let dir = tempfile::Builder::new()
-            .prefix("pgsluice-pg-")
-            .tempdir_in("/tmp")
-            .expect("create cluster temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod cluster dir");
-        std::fs::create_dir(dir.path().join("sock")).expect("create socket dir");
-        if as_postgres {
-            chown_to_postgres(dir.path());
-        }
+        let dir = cluster_dir(as_postgres);
         let bindir = pg_bindir();
         let out = server_command(&bindir.join("pg_basebackup"), as_postgres)
             .arg("-D")
