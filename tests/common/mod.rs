@@ -59,6 +59,18 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
+/// A free TCP port below the ephemeral range (32768 and up), for a listener that must come
+/// back on the same port after a restart: a port from the ephemeral range can meanwhile be
+/// taken as the source port of some outgoing connection.
+pub fn fixed_port() -> u16 {
+    loop {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// The last `lines` lines of a log, for panic messages that must stay readable.
 pub fn log_tail(log: &str, lines: usize) -> String {
     let all: Vec<&str> = log.lines().collect();

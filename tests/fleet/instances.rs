@@ -17,11 +17,12 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// Ports below the ephemeral range: a restarted instance binds them again.
     pub fn new(peer_id: u16) -> Slot {
         Slot {
             peer_id,
-            port: free_port(),
-            metrics_port: free_port(),
+            port: fixed_port(),
+            metrics_port: fixed_port(),
         }
     }
 
