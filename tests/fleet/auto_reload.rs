@@ -1,7 +1,8 @@
 //! auto_reload with files laid out as Kubernetes mounts a ConfigMap: `pooler.toml` is a
 //! symlink to `..data/pooler.toml`, `..data` a symlink to a timestamped directory, and an
 //! update swaps `..data` in one rename. The change is picked up without a signal; a broken
-//! file is refused and the running configuration stays.
+//! file is refused and the running configuration stays. An auth_file changed on its own (a
+//! Secret update) is picked up too.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -69,4 +70,33 @@ async fn a_configmap_style_symlink_swap_is_picked_up() {
     assert!(p.log().contains("pool_mood"), "{}", p.log());
     let (c, _t) = p.connect(MD5_USER, MD5_PASS, "fleet_alias").await.unwrap();
     c.simple_query("select 1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_secret_update_of_the_auth_file_is_picked_up() {
+    let slot = Slot::new(0);
+    let config = slot.config("auto_reload = true");
+    let p = Pooler::start(config.clone().userlist_entry(MD5_USER, "not-the-password"));
+    let Err(err) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await else {
+        panic!("logged in with a wrong secret in the auth_file");
+    };
+    assert_eq!(sqlstate(&err), Some("28P01"), "{err:?}");
+
+    // Only userlist.txt changes, as a Kubernetes Secret update would change it.
+    let userlist = p.dir().join("userlist.txt");
+    let staged = p.dir().join("userlist.txt.new");
+    std::fs::write(&staged, config.render_userlist()).unwrap();
+    std::fs::rename(&staged, &userlist).unwrap();
+    wait_until("the new secret to be used", DEADLINE, || async {
+        match p.connect(MD5_USER, MD5_PASS, TEST_DB).await {
+            Ok((c, _t)) => c.simple_query("select 1").await.is_ok(),
+            Err(_) => false,
+        }
+    })
+    .await;
+    assert!(
+        p.log().contains("auto_reload: files changed on disk"),
+        "{}",
+        p.log()
+    );
 }
