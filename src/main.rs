@@ -2,17 +2,24 @@
 //! pooler.toml, then runs the pooler (or, with --check, only reports every config problem).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use pgsluice::config::{Config, LogFormat};
+use pgsluice::config::{Config, LogFormat, Source};
 
 /// A PostgreSQL connection pooler.
 #[derive(Parser, Debug)]
-#[command(name = "pgsluice", version, about)]
+#[command(
+    name = "pgsluice",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Path to pooler.toml.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
@@ -30,13 +37,31 @@ struct Cli {
     quiet: u8,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the pooler.toml equivalent of a pgbouncer.ini (warnings on stderr).
+    Convert {
+        /// The pgbouncer.ini to convert.
+        ini: PathBuf,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Convert { ini }) = &cli.command {
+        return convert(ini);
+    }
     let Some(path) = cli.config.clone().or(cli.config_positional.clone()) else {
         eprintln!("pgsluice: no configuration file given; usage: pgsluice -c pooler.toml (see pooler.toml.example)");
         return ExitCode::from(2);
     };
-    let config = match Config::load(&path) {
+    let loaded = Source::read(&path).and_then(|source| {
+        for warning in &source.warnings {
+            eprintln!("pgsluice: warning: {warning}");
+        }
+        source.parse(&source.toml, path.parent().unwrap_or(Path::new("")))
+    });
+    let config = match loaded {
         Ok(c) => c,
         Err(errors) => {
             eprintln!(
@@ -81,6 +106,37 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `pgsluice convert pgbouncer.ini`: the equivalent pooler.toml on stdout; any problem, named by
+/// file and line, on stderr with exit status 1.
+fn convert(ini: &Path) -> ExitCode {
+    let source = match Source::read(ini) {
+        Ok(source) => source,
+        Err(errors) => {
+            eprintln!(
+                "pgsluice: {} has {} problem(s):",
+                ini.display(),
+                errors.0.len()
+            );
+            eprintln!("{errors}");
+            return ExitCode::from(1);
+        }
+    };
+    for warning in &source.warnings {
+        eprintln!("pgsluice: warning: {warning}");
+    }
+    if let Err(errors) = source.parse(&source.toml, ini.parent().unwrap_or(Path::new(""))) {
+        eprintln!(
+            "pgsluice: {} has {} problem(s):",
+            ini.display(),
+            errors.0.len()
+        );
+        eprintln!("{errors}");
+        return ExitCode::from(1);
+    }
+    print!("{}", source.toml);
+    ExitCode::SUCCESS
 }
 
 fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {

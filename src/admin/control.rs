@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::command::{Command, ShutdownMode};
 use super::error::AdminError;
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::live::ConnState;
 use crate::state::{load_userlist, Shared, Shutdown};
 use crate::tls::TlsContext;
@@ -160,16 +160,20 @@ pub(crate) fn reload(
         .config_path
         .as_ref()
         .ok_or_else(|| "pgsluice was started without a configuration file".to_string())?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let source = Source::read(path)
+        .map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
     let mut overrides = overrides.clone();
     for (k, v) in shared.set_overrides() {
         overrides.entry(k).or_insert(v);
     }
-    let text = apply_overrides(&text, &overrides)?;
+    let text = apply_overrides(&source.toml, &overrides)?;
     let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let config = Config::parse(&text, base)
+    let config = source
+        .parse(&text, base)
         .map_err(|e| format!("{} has errors; nothing changed:\n{e}", path.display()))?;
+    for warning in &source.warnings {
+        tracing::warn!("{warning}");
+    }
     let userlist =
         load_userlist(&config).map_err(|e| format!("auth_file: {e}; nothing changed"))?;
     // Certificate and key files are re-read on every reload (PgBouncer: new file contents are

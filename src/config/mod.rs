@@ -8,11 +8,14 @@ mod duration;
 mod error;
 mod failover;
 mod fleet;
+mod from_ini;
+mod ini;
 mod kinds;
 mod parse;
 mod pooler;
 mod reader;
 mod show;
+mod source;
 mod suggest;
 mod tls;
 mod validate;
@@ -29,6 +32,7 @@ pub use fleet::{FleetSettings, PeerSettings, FLEET_KEYS, PEER_KEYS};
 pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
 pub use show::SettingRow;
+pub use source::Source;
 pub use tls::{TlsProtocols, TlsSettings, TLS_KEYS};
 
 /// The name of the fallback [databases."*"] entry, used for any database not listed.
@@ -50,14 +54,9 @@ impl Config {
     /// Reads, parses and validates the file at `path`; auth_file is resolved relative to the
     /// file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::single(ConfigProblem::new(
-                "",
-                format!("cannot read config file {}: {e}", path.display()),
-            ))
-        })?;
+        let source = Source::read(path)?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        Config::parse(&text, base_dir)
+        source.parse(&source.toml, base_dir)
     }
 
     /// Parses and validates configuration text; relative paths are resolved against `base_dir`.

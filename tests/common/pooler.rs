@@ -77,7 +77,7 @@ impl Pooler {
             None => Command::new(&binary),
         };
         cmd.arg("-c")
-            .arg(dir.path().join(CONFIG_FILE))
+            .arg(dir.path().join(cfg.config_name().unwrap_or(CONFIG_FILE)))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
@@ -162,7 +162,9 @@ impl Pooler {
         self.dir.path()
     }
     pub fn config_path(&self) -> PathBuf {
-        self.dir.path().join(CONFIG_FILE)
+        self.dir
+            .path()
+            .join(self.cfg.config_name().unwrap_or(CONFIG_FILE))
     }
     pub fn config(&self) -> &PoolerConfig {
         &self.cfg

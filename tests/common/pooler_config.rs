@@ -29,6 +29,9 @@ pub struct PoolerConfig {
     open_files: Option<(u64, u64)>,
     /// Other sections (`[peers.1]`): dotted name and raw lines, rendered last.
     sections: Vec<(String, Vec<String>)>,
+    /// The file pgsluice is started with, when not the rendered pooler.toml (a pgbouncer.ini
+    /// given with `file`).
+    config_name: Option<String>,
 }
 
 impl PoolerConfig {
@@ -60,7 +63,18 @@ impl PoolerConfig {
             files: Vec::new(),
             open_files: None,
             sections: Vec::new(),
+            config_name: None,
         }
+    }
+
+    /// Start pgsluice with `-c <name>`, a file given with `file`, instead of pooler.toml.
+    pub fn config_file(mut self, name: &str) -> Self {
+        self.config_name = Some(name.to_owned());
+        self
+    }
+
+    pub fn config_name(&self) -> Option<&str> {
+        self.config_name.as_deref()
     }
 
     /// Any other section, such as `section("peers.2", "host = \"127.0.0.1\"\nport = 6433")`.

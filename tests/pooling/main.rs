@@ -9,6 +9,7 @@ mod cli;
 mod client_limits;
 mod harness;
 mod open_files;
+mod pgbouncer_ini;
 mod pool_limits;
 mod release_points;
 mod session;
