@@ -46,12 +46,17 @@ pub(crate) struct AuthExchange<'a> {
 impl AuthExchange<'_> {
     /// Runs the exchange `auth_type` calls for; on success nothing is sent yet (the caller
     /// sends AuthenticationOk once the database is known to exist).
+    /// `looked_up` is the secret auth_query found for a user auth_file does not list.
     pub(crate) async fn authenticate(
         &mut self,
         auth_type: AuthType,
         userlist: Option<&Userlist>,
+        looked_up: Option<Secret>,
     ) -> Result<Authenticated, ClientError> {
-        let secret = userlist.and_then(|u| u.get(self.user)).cloned();
+        let secret = userlist
+            .and_then(|u| u.get(self.user))
+            .cloned()
+            .or(looked_up);
         match auth_type {
             // With an auth_file, PgBouncer still requires the user to be listed in it.
             AuthType::Trust if userlist.is_none() || secret.is_some() => {

@@ -24,6 +24,8 @@ use tokio::io::AsyncWriteExt;
 pub(crate) use pool_client::send_fatal;
 
 use crate::admin;
+use crate::auth::{Secret, Userlist};
+use crate::config::Config;
 use crate::config::PoolMode;
 use crate::live::{ConnState, Endpoints, Registration};
 use crate::net::pump::Pump;
@@ -208,6 +210,45 @@ struct PoolLogin {
     cancel_key: (u32, u32),
 }
 
+/// auth_query's answer for a user auth_file does not list, when auth_user is set and a
+/// password is needed. A failed lookup is logged with its cause and counts as no secret, so
+/// the client sees exactly what a wrong password shows.
+async fn look_up_secret(
+    shared: &Shared,
+    config: &Config,
+    userlist: Option<&Userlist>,
+    database: &str,
+    user: &str,
+) -> Option<Secret> {
+    let p = &config.pooler;
+    let listed = userlist.is_some_and(|u| u.get(user).is_some());
+    if listed
+        || config.auth_user_for(database).is_empty()
+        || !p.auth_type.needs_password()
+        || CONSOLE_DATABASES.contains(&database)
+        || config.database(database).is_none()
+    {
+        return None;
+    }
+    let tls = shared.tls().server.clone();
+    let lookup = shared
+        .pools
+        .auth_lookup
+        .secret(config, userlist, &tls, database, user);
+    match lookup.await {
+        Ok(secret) => {
+            if secret.is_none() {
+                tracing::info!(%user, %database, "auth_query found no such user (or no password)");
+            }
+            secret
+        }
+        Err(cause) => {
+            tracing::warn!(%user, %database, %cause, "auth_query lookup failed; the client is refused as with a wrong password");
+            None
+        }
+    }
+}
+
 /// A StartupMessage and the TLS it arrived over.
 struct StartupRequest {
     minor: u16,
@@ -244,6 +285,7 @@ async fn log_in(
     let session_params = session_params(&params, &p.ignore_startup_parameters)?;
 
     let userlist = p.auth_file.as_ref().map(|_| shared.userlist());
+    let looked_up = look_up_secret(shared, &config, userlist.as_deref(), &database, &user).await;
     let authenticated = auth::AuthExchange {
         stream,
         buf,
@@ -251,7 +293,7 @@ async fn log_in(
         mock_key: &shared.mock_key,
         tls: tls.as_ref(),
     }
-    .authenticate(p.auth_type, userlist.as_deref())
+    .authenticate(p.auth_type, userlist.as_deref(), looked_up.clone())
     .await?;
 
     if CONSOLE_DATABASES.contains(&database.as_str()) {
@@ -269,6 +311,12 @@ async fn log_in(
     let pool = shared.pools.get_or_create(&key, || {
         PoolSettings::resolve(&config, &key, db, userlist.as_deref(), &tls_server)
     });
+    if let Some(Secret::Md5(secret)) = &looked_up {
+        // A secret auth_query found logs this user in to md5 servers too.
+        if db.user.is_none() && matches!(pool.settings().credential, Credential::None) {
+            pool.set_credential(Credential::Md5Secret(secret.clone()));
+        }
+    }
     if let Some(keys) = authenticated.scram_keys {
         // Only the client's own login may learn its keys, never a forced user's pool.
         let own_login = db.user.is_none() && db.password.is_none();

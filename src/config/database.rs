@@ -32,6 +32,7 @@ pub const DATABASE_KEYS: &[&str] = &[
     "application_name",
     "target_session_attrs",
     "max_replica_lag",
+    "auth_user",
 ];
 
 /// Every key a [users.<name>] section accepts.
@@ -64,6 +65,8 @@ pub struct DatabaseSettings {
     pub target_session_attrs: Option<TargetSessionAttrs>,
     /// Overrides [pooler]'s max_replica_lag.
     pub max_replica_lag: Option<Duration>,
+    /// Overrides [pooler]'s auth_user for clients of this database.
+    pub auth_user: Option<String>,
     /// Database name on the server; None = the name the client asked for.
     pub dbname: Option<String>,
     /// Forced server login user; None = the client's user name.
@@ -103,6 +106,7 @@ impl Default for DatabaseSettings {
             ports: vec![5432],
             target_session_attrs: None,
             max_replica_lag: None,
+            auth_user: None,
             dbname: None,
             user: None,
             password: None,
@@ -142,6 +146,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("ports", &self.ports)
             .field("target_session_attrs", &self.target_session_attrs)
             .field("max_replica_lag", &self.max_replica_lag)
+            .field("auth_user", &self.auth_user)
             .finish()
     }
 }
@@ -191,6 +196,7 @@ impl DatabaseSettings {
         }
         s.target_session_attrs = sec.read("target_session_attrs", reader::keyword);
         s.max_replica_lag = sec.read("max_replica_lag", reader::duration);
+        s.auth_user = sec.read("auth_user", reader::non_empty_string);
         s.dbname = sec.read("dbname", reader::non_empty_string);
         s.user = sec.read("user", reader::non_empty_string);
         s.password = sec.read("password", reader::string);

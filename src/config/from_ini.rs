@@ -85,6 +85,9 @@ const TEXT_KEYS: &[&str] = &[
     "password",
     "connect_query",
     "application_name",
+    "auth_user",
+    "auth_query",
+    "auth_dbname",
 ];
 
 /// PgBouncer keys pgsluice does not implement but can run without: warned about, then left out.
@@ -296,8 +299,8 @@ fn left_out(key: &str, origin: &str, place: &str, out: &mut Converted) -> Fate {
     if REFUSED.contains(&key) {
         return Fate::Refuse(ConfigProblem::new(
             format!("{origin}: {place} {key}"),
-            "pgsluice does not implement auth_query/auth_user or HBA files yet; list the \
-             users in auth_file instead (ignoring the key would lock those users out)",
+            "pgsluice does not implement HBA files yet; use auth_type and auth_file (ignoring \
+             the key would change who may log in)",
         ));
     }
     match IGNORED.iter().find(|(k, _)| *k == key) {

@@ -3,6 +3,7 @@
 //! is fully valid (every problem of the file is reported at once otherwise), so callers never
 //! re-check values. Keys, meanings and defaults follow PgBouncer's pgbouncer.ini reference.
 
+mod auth_query;
 mod database;
 mod duration;
 mod error;
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use auth_query::{AuthQuerySettings, AUTH_QUERY_KEYS, DEFAULT_AUTH_QUERY};
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigErrors, ConfigProblem};
@@ -141,6 +143,14 @@ impl Config {
         let of_user = |u: &UserSettings| u.target_session_attrs;
         self.most_specific(database, user, of_user, |d| d.target_session_attrs)
             .unwrap_or(self.pooler.failover.target_session_attrs)
+    }
+
+    /// The user that looks up secrets of clients of `database` with auth_query ("" = none):
+    /// the database's auth_user, else [pooler]'s.
+    pub fn auth_user_for(&self, database: &str) -> &str {
+        self.database(database)
+            .and_then(|d| d.auth_user.as_deref())
+            .unwrap_or(&self.pooler.auth_query.auth_user)
     }
 
     /// The replay lag above which a standby of `database` is skipped; 0 = no limit.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Table;
 
+use super::auth_query::AuthQuerySettings;
 use super::error::ConfigProblem;
 use super::failover::FailoverSettings;
 use super::fleet::{self, FleetSettings};
@@ -22,7 +23,8 @@ pub const POOLER_KEYS: &[&str] = &[
     "pool_mode", "max_client_conn", "default_pool_size", "min_pool_size", "reserve_pool_size",
     "reserve_pool_timeout", "max_db_connections", "max_user_connections",
     "max_db_client_connections", "max_user_client_connections",
-    "auth_type", "auth_file", "admin_users", "stats_users",
+    "auth_type", "auth_file", "auth_user", "auth_query", "auth_dbname",
+    "admin_users", "stats_users",
     "server_reset_query", "server_reset_query_always", "pin_session_state",
     "session_read_back_always", "custom_settings",
     "server_check_query", "server_check_delay",
@@ -86,6 +88,8 @@ pub struct PoolerSettings {
     pub auth_type: AuthType,
     /// User/password list, resolved against the config file's directory; None = not set.
     pub auth_file: Option<PathBuf>,
+    /// auth_user, auth_query, auth_dbname (see auth_query.rs).
+    pub auth_query: AuthQuerySettings,
     /// Users allowed to run any admin console command.
     pub admin_users: Vec<String>,
     /// Users allowed read-only SHOW commands on the admin console.
@@ -203,6 +207,7 @@ impl Default for PoolerSettings {
             max_user_client_connections: 0,
             auth_type: AuthType::Md5,
             auth_file: None,
+            auth_query: AuthQuerySettings::default(),
             admin_users: Vec::new(),
             stats_users: Vec::new(),
             server_reset_query: "DISCARD ALL".to_string(),
@@ -259,6 +264,7 @@ impl PoolerSettings {
         s.read_durations(&mut sec);
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
+        s.auth_query.read(&mut sec);
         s.failover.read(&mut sec);
         s.fleet.read(&mut sec);
         fleet::resolve_peer_id(&mut sec, &mut s.peer_id, &s.fleet);

@@ -4,6 +4,7 @@
 //! one `ledger` behind one short lock; `server_pool` is a pool's async side, `lease` the guard
 //! that keeps counts exact whatever happens, `maintenance` the once-a-second upkeep.
 
+mod auth_lookup;
 mod backoff;
 mod budget;
 mod clients;
@@ -122,6 +123,8 @@ pub(crate) struct PoolRegistry {
     next_server_id: Arc<AtomicU64>,
     /// Every open server connection, for SHOW SERVERS.
     pub(crate) servers: Arc<ConnTable>,
+    /// auth_query lookups, with connections and a cache of their own.
+    pub(crate) auth_lookup: auth_lookup::AuthLookup,
     /// What is known of every database host (roles, lag, failover holds).
     pub(crate) hosts: Arc<hosts::HostRegistry>,
     /// The host registry's role changes already acted on by the maintenance pass.

@@ -51,6 +51,40 @@ pub(crate) async fn query_rows(
     Ok((rows, outcome))
 }
 
+/// Runs `sql` with text `params` through the extended protocol (Parse, Bind, Execute, Sync),
+/// so values are bound, never spliced into the SQL; returns the rows as `query_rows` does.
+pub(crate) async fn query_rows_with(
+    server: &mut ServerConn,
+    sql: &str,
+    params: &[&str],
+) -> Result<(Vec<Vec<Option<String>>>, QueryOutcome), ServerError> {
+    let mut out = BytesMut::new();
+    frontend::parse("", sql, std::iter::empty(), &mut out)?;
+    frontend::bind(
+        "",
+        "",
+        std::iter::empty(),
+        params.iter(),
+        |value, buf| {
+            bytes::BufMut::put_slice(buf, value.as_bytes());
+            Ok(postgres_protocol::IsNull::No)
+        },
+        std::iter::empty(),
+        &mut out,
+    )
+    .map_err(|_| ServerError::Unexpected("cannot encode a Bind message".into()))?;
+    frontend::execute("", 0, &mut out)?;
+    frontend::sync(&mut out);
+    server.stream.write_all(&out).await?;
+    let mut tracker = Tracker {
+        outstanding: 1,
+        ..Tracker::default()
+    };
+    let mut rows = Vec::new();
+    let outcome = read_replies(server, &mut tracker, Some(&mut rows)).await?;
+    Ok((rows, outcome))
+}
+
 /// Writes `sql` as a simple Query; the tracker owes its one ReadyForQuery.
 async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, ServerError> {
     let mut out = BytesMut::new();

@@ -19,7 +19,7 @@ pub(crate) use cancel::{
     route as cancel_route, send_cancel, CancelRegistry, CancelRoute, CancelTarget,
 };
 pub(crate) use custom_names::CustomNames;
-pub(crate) use exchange::{quote_literal, simple_query};
+pub(crate) use exchange::{query_rows_with, quote_literal, simple_query};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
 pub(crate) use role::{server_role, ServerRole};

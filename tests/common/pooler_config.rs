@@ -136,6 +136,12 @@ impl PoolerConfig {
         self
     }
 
+    /// Leaves `user` out of userlist.txt.
+    pub fn userlist_without(mut self, user: &str) -> Self {
+        self.userlist.retain(|(u, _)| u != user);
+        self
+    }
+
     /// An environment variable for the pgsluice process (e.g. `RUST_LOG`).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));

@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod auth_query;
 mod login_storm;
 mod secrets;
 mod tls_clients;
