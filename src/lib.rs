@@ -22,6 +22,7 @@ pub(crate) mod net;
 pub(crate) mod open_files;
 pub(crate) mod pool;
 pub(crate) mod prepared;
+pub mod process;
 pub mod protocol;
 pub(crate) mod relay;
 pub(crate) mod server;

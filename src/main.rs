@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pgsluice::config::{Config, LogFormat, Source};
+use pgsluice::process::{self, LogFile, PidFile};
 
 /// A PostgreSQL connection pooler.
 #[derive(Parser, Debug)]
@@ -35,6 +36,9 @@ struct Cli {
     /// Less log output (repeat for less).
     #[arg(short, long, action = clap::ArgAction::Count)]
     quiet: u8,
+    /// Run in the background (PgBouncer's -d); needs pidfile, and logfile for the logs.
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -97,12 +101,55 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_logging(&config, cli.verbose, cli.quiet);
+    let detached = std::env::var_os(process::DETACHED_ENV).is_some();
+    if cli.daemon && !detached {
+        return daemonize(&config);
+    }
+    if let Err(e) = init_logging(&config, cli.verbose, cli.quiet) {
+        eprintln!("pgsluice: {e}");
+        return ExitCode::from(1);
+    }
+    let _pidfile = match config
+        .pooler
+        .process
+        .pidfile
+        .as_deref()
+        .map(PidFile::create)
+    {
+        Some(Err(e)) => {
+            tracing::error!("{e}");
+            eprintln!("pgsluice: {e}");
+            return ExitCode::from(1);
+        }
+        Some(Ok(pidfile)) => Some(pidfile),
+        None => None,
+    };
     match run(config, path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("pgsluice: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `-d`: as PgBouncer, only with a pidfile (and logs need a logfile: stderr goes nowhere).
+fn daemonize(config: &Config) -> ExitCode {
+    let Some(pidfile) = &config.pooler.process.pidfile else {
+        eprintln!("pgsluice: -d needs pidfile in the configuration (PgBouncer's rule too)");
+        return ExitCode::from(1);
+    };
+    if config.pooler.process.logfile.is_none() {
+        eprintln!("pgsluice: warning: -d without logfile: the logs are discarded");
+    }
+    match process::detach(pidfile, std::time::Duration::from_secs(30)) {
+        Ok(pid) => {
+            println!("pgsluice running in the background, pid {pid}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pgsluice: {e}");
             ExitCode::from(1)
         }
     }
@@ -150,8 +197,9 @@ fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Level: `verbose` from the config plus -v, minus -q; RUST_LOG overrides when set.
-fn init_logging(config: &Config, verbose: u8, quiet: u8) {
+/// Level: `verbose` from the config plus -v, minus -q; RUST_LOG overrides when set. Lines go
+/// to `logfile` when set, else to stderr.
+fn init_logging(config: &Config, verbose: u8, quiet: u8) -> anyhow::Result<()> {
     let level = 2i32 + i32::from(config.pooler.verbose) + i32::from(verbose) - i32::from(quiet);
     let level = match level {
         i32::MIN..=0 => "error",
@@ -162,6 +210,19 @@ fn init_logging(config: &Config, verbose: u8, quiet: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsluice={level},warn")));
+    if let Some(path) = &config.pooler.process.logfile {
+        let file = LogFile::open(path)
+            .with_context(|| format!("cannot open logfile {}", path.display()))?;
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(file);
+        match config.pooler.log_format {
+            LogFormat::Json => builder.json().init(),
+            LogFormat::Plain => builder.init(),
+        }
+        return Ok(());
+    }
     // Colour codes only on a terminal: in a log file they split `key=value` pairs, so a DBA's
     // grep (or a log shipper's parser) would miss them.
     let builder = tracing_subscriber::fmt()
@@ -172,4 +233,5 @@ fn init_logging(config: &Config, verbose: u8, quiet: u8) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain => builder.init(),
     }
+    Ok(())
 }

@@ -360,7 +360,7 @@ mod tests {
             entry("pgbouncer", "listen_port", "6433", 5),
             entry("pgbouncer", "unix_socket_mode", "0777", 6),
             entry("pgbouncer", "server_lifetime", "3600.5", 7),
-            entry("pgbouncer", "logfile", "/var/log/pgbouncer.log", 8),
+            entry("pgbouncer", "syslog", "1", 8),
             entry("users", "pos", "pool_mode=statement", 9),
             entry("peers", "2", "host=10.0.0.2 port=6432", 10),
         ]);
@@ -378,7 +378,7 @@ mod tests {
         assert_eq!(t["peers"]["2"]["port"].as_integer(), Some(6432));
         assert_eq!(c.warnings.len(), 1);
         assert!(
-            c.warnings[0].starts_with("pgbouncer.ini:8: [pgbouncer] logfile"),
+            c.warnings[0].starts_with("pgbouncer.ini:8: [pgbouncer] syslog"),
             "{:?}",
             c.warnings
         );

@@ -169,17 +169,17 @@ mod tests {
 
     #[test]
     fn unknown_sections_and_stray_keys() {
-        let shown = problems("listen_port = 1\nlogfile = 'x'\n[pgbouncer]\n[databse]\n[metrics]\n");
+        let shown = problems("listen_port = 1\nsyslog = 'x'\n[pgbouncer]\n[databse]\n[metrics]\n");
         assert_eq!(
             shown,
             vec![
                 "databse: unknown section; expected [pooler], [databases.<name>], \
                  [users.<name>] or [peers.<peer_id>]; did you mean \"databases\"?",
                 "listen_port: key outside any section; move it below the [pooler] header",
-                "logfile: unknown key outside any section",
                 "metrics: unknown section; expected [pooler], [databases.<name>], \
                  [users.<name>] or [peers.<peer_id>]",
                 "pgbouncer: unknown section; PgBouncer's [pgbouncer] section is called [pooler] here",
+                "syslog: unknown key outside any section",
             ]
         );
     }

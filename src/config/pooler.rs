@@ -13,6 +13,7 @@ use super::error::ConfigProblem;
 use super::failover::FailoverSettings;
 use super::fleet::{self, FleetSettings};
 use super::kinds::{AuthType, LogFormat, PoolMode};
+use super::process::ProcessSettings;
 use super::reader::{self, Section};
 use super::tls::TlsSettings;
 
@@ -36,7 +37,7 @@ pub const POOLER_KEYS: &[&str] = &[
     "max_prepared_statements", "max_client_prepared_statements", "max_client_prepared_bytes",
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
-    "stats_period", "metrics_addr",
+    "stats_period", "metrics_addr", "logfile", "pidfile",
     // The failover keys (failover.rs), the fleet keys (fleet.rs), then the TLS keys (tls.rs),
     // as in pooler.toml.example.
     "target_session_attrs", "max_replica_lag", "failover_hold_timeout", "host_check_period",
@@ -177,6 +178,8 @@ pub struct PoolerSettings {
     pub stats_period: Duration,
     /// `ip:port` serving Prometheus metrics; "" = off.
     pub metrics_addr: String,
+    /// logfile and pidfile (see process.rs).
+    pub process: ProcessSettings,
     /// target_session_attrs, max_replica_lag, failover_hold_timeout (see failover.rs).
     pub failover: FailoverSettings,
     /// so_reuseport, peers_dns, draining and auto_reload (see fleet.rs).
@@ -247,6 +250,7 @@ impl Default for PoolerSettings {
             log_pooler_errors: true,
             stats_period: secs(60),
             metrics_addr: String::new(),
+            process: ProcessSettings::default(),
             failover: FailoverSettings::default(),
             fleet: FleetSettings::default(),
             tls: TlsSettings::default(),
@@ -265,6 +269,7 @@ impl PoolerSettings {
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
         s.auth_query.read(&mut sec);
+        s.process.read(&mut sec, base_dir);
         s.failover.read(&mut sec);
         s.fleet.read(&mut sec);
         fleet::resolve_peer_id(&mut sec, &mut s.peer_id, &s.fleet);

@@ -124,6 +124,7 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("metrics_addr", p.metrics_addr.clone()),
     ]
     .into_iter()
+    .chain(p.process.show_values())
     .chain(p.failover.show_values())
     .chain(p.fleet.show_values())
     .chain(p.tls.show_values())

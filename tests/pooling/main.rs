@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod client_limits;
+mod daemon;
 mod harness;
 mod open_files;
 mod pgbouncer_ini;

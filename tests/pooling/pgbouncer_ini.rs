@@ -24,7 +24,7 @@ fn pgbouncer_ini(pg: &PgCluster, port: u16) -> String {
          listen_addr = 127.0.0.1\n\
          listen_port = {port}\n\
          unix_socket_dir =\n\
-         logfile = /var/log/pgbouncer/pgbouncer.log\n\
+         syslog = 1\n\
          auth_type = md5\n\
          auth_file = userlist.txt\n\
          admin_users = admin\n\
@@ -49,7 +49,7 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
     );
     let log = p.log();
     assert!(
-        log.contains("pgbouncer.ini:14: [pgbouncer] logfile is not implemented"),
+        log.contains("pgbouncer.ini:14: [pgbouncer] syslog is not implemented"),
         "{log}"
     );
     let (client, _t) = p.connect(MD5_USER, MD5_PASS, "ini_alias").await.unwrap();
@@ -98,7 +98,7 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
     );
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(toml.contains("[databases.ini_alias]"), "{toml}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("logfile is not implemented"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("syslog is not implemented"));
     let other = fixed_port();
     let converted = toml.replace(
         &format!("listen_port = {port}"),

@@ -1,0 +1,116 @@
+//! PgBouncer's process habits: `-d` starts pgsluice in the background once its pidfile names
+//! it, logs go to `logfile` and follow a logrotate-style rename, SIGTERM ends it and removes
+//! the pidfile; `-d` without a pidfile and a pidfile of a running process are refused.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// pooler.toml and userlist.txt in `dir`, listening on `port`, with `extra` [pooler] lines.
+fn write_config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    let cfg = PoolerConfig::new(shared_cluster()).pooler(extra);
+    std::fs::write(dir.join("userlist.txt"), cfg.render_userlist()).unwrap();
+    let path = dir.join("pooler.toml");
+    std::fs::write(&path, cfg.render_toml(port, dir)).unwrap();
+    path
+}
+
+fn pgsluice(args: &[&str], config: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pgsluice"))
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dash_d_runs_in_the_background_with_pidfile_and_logfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = fixed_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        "pidfile = \"pgsluice.pid\"\nlogfile = \"pgsluice-file.log\"",
+    );
+    let out = pgsluice(&["-d"], &config);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: u32 = std::fs::read_to_string(dir.path().join("pgsluice.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let log_path = dir.path().join("pgsluice-file.log");
+    wait_until("the background pgsluice to accept", DEADLINE, || async {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let mut config_for_clients = tcp_config("127.0.0.1", port);
+    config_for_clients
+        .user(MD5_USER)
+        .password(MD5_PASS)
+        .dbname(TEST_DB);
+    let (client, _t) = connect_with(&config_for_clients).await.unwrap();
+    client.simple_query("select 1").await.unwrap();
+    assert!(
+        read_log(&log_path).contains("client logged in"),
+        "{}",
+        read_log(&log_path)
+    );
+
+    // logrotate renames the file; the next lines go to a new one at the same path.
+    std::fs::rename(&log_path, dir.path().join("pgsluice-file.log.1")).unwrap();
+    wait_until("a new log file after the rename", DEADLINE, || async {
+        if let Ok((c, _t)) = connect_with(&config_for_clients).await {
+            let _ = c.simple_query("select 1").await;
+        }
+        read_log(&log_path).contains("client logged in")
+    })
+    .await;
+
+    // A second start with the same pidfile is refused while the first runs.
+    let again = pgsluice(&[], &config);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is pgsluice already running?"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+
+    drop(client);
+    assert!(Command::new("kill")
+        .args(["-s", "TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_until(
+        "the background pgsluice to exit and remove its pidfile",
+        DEADLINE,
+        || async {
+            !dir.path().join("pgsluice.pid").exists()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dash_d_without_a_pidfile_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), fixed_port(), "");
+    let out = pgsluice(&["-d"], &config);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-d needs pidfile"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
