@@ -256,9 +256,20 @@ impl Control {
 }
 
 /// Loads the auth_file a configuration names (an empty list when it names none).
+/// The auth_file, with the auth_hba_file's rules when auth_type = hba.
 pub(crate) fn load_userlist(config: &Config) -> Result<Userlist, crate::auth::AuthError> {
-    match &config.pooler.auth_file {
-        Some(path) => Userlist::load(path),
-        None => Userlist::parse(""),
+    let userlist = match &config.pooler.auth_file {
+        Some(path) => Userlist::load(path)?,
+        None => Userlist::parse("")?,
+    };
+    match (
+        &config.pooler.auth_type,
+        &config.pooler.auth_query.auth_hba_file,
+    ) {
+        (crate::config::AuthType::Hba, Some(path)) => {
+            let hba = crate::auth::Hba::load(path).map_err(crate::auth::AuthError::Hba)?;
+            Ok(userlist.with_hba(hba))
+        }
+        _ => Ok(userlist),
     }
 }

@@ -4,6 +4,7 @@
 //! and `server` (server login). Nothing here touches a socket; every error message is safe to
 //! show a client and never contains a password, hash or key.
 
+mod hba;
 mod md5;
 mod scram_client;
 mod scram_common;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use crate::protocol::sqlstate;
 
+pub use hba::{Connection, Hba, HbaMethod};
 pub use md5::{md5_response_from_secret, md5_secret, verify_md5};
 pub use scram_client::{Binding, ScramKeys, ScramPassthroughClient};
 pub use scram_common::ct_eq;
@@ -49,6 +51,9 @@ pub enum AuthError {
     /// content of the line.
     #[error("auth_file line {line}: {message}")]
     Userlist { line: usize, message: String },
+    /// The auth_hba_file could not be read or has bad lines (each named `file:line`).
+    #[error("auth_hba_file: {0}")]
+    Hba(String),
     /// The auth_file could not be read.
     #[error("cannot read auth_file {}: {source}", path.display())]
     Io {
@@ -72,7 +77,9 @@ impl AuthError {
             // invalid_authorization_specification: the pooler could not log in to Postgres.
             AuthError::ServerSignatureMismatch => sqlstate::INVALID_AUTHORIZATION_SPECIFICATION,
             // config_file_error.
-            AuthError::Userlist { .. } | AuthError::Io { .. } => sqlstate::CONFIG_FILE_ERROR,
+            AuthError::Userlist { .. } | AuthError::Io { .. } | AuthError::Hba(_) => {
+                sqlstate::CONFIG_FILE_ERROR
+            }
         }
     }
 }

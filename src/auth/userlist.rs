@@ -10,10 +10,13 @@ use std::path::Path;
 use super::secret::Secret;
 use super::AuthError;
 
-/// User name → stored secret, as read from an auth_file.
+/// User name → stored secret, as read from an auth_file; with `auth_type = hba`, the rules of
+/// the auth_hba_file too, since both are the files that decide who may log in and both are
+/// loaded and reloaded together.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Userlist {
     users: HashMap<String, Secret>,
+    hba: Option<std::sync::Arc<super::Hba>>,
 }
 
 impl Userlist {
@@ -30,7 +33,7 @@ impl Userlist {
                 users.insert(user, Secret::parse(&secret));
             }
         }
-        Ok(Userlist { users })
+        Ok(Userlist { users, hba: None })
     }
 
     /// Reads and parses the auth_file at `path`.
@@ -40,6 +43,17 @@ impl Userlist {
             source,
         })?;
         Userlist::parse(&text)
+    }
+
+    /// The same list with the rules of an auth_hba_file.
+    pub fn with_hba(mut self, hba: super::Hba) -> Userlist {
+        self.hba = Some(std::sync::Arc::new(hba));
+        self
+    }
+
+    /// The auth_hba_file's rules, when auth_type = hba.
+    pub fn hba(&self) -> Option<&super::Hba> {
+        self.hba.as_deref()
     }
 
     pub fn get(&self, user: &str) -> Option<&Secret> {

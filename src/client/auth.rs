@@ -10,7 +10,8 @@ use tokio_util::codec::Decoder;
 
 use super::ClientError;
 use crate::auth::{
-    ct_eq, md5_secret, verify_md5, ScramKeys, ScramSecret, ScramServer, Secret, Userlist,
+    ct_eq, md5_secret, verify_md5, Connection, Hba, HbaMethod, ScramKeys, ScramSecret, ScramServer,
+    Secret, Userlist,
 };
 use crate::config::AuthType;
 use crate::net::BoxStream;
@@ -70,6 +71,8 @@ impl AuthExchange<'_> {
             },
             AuthType::ScramSha256 => self.scram(secret).await,
             AuthType::Cert => self.cert(),
+            // Resolved to a method per connection before the exchange (`hba_method`).
+            AuthType::Hba => Err(self.failed()),
         }
     }
 
@@ -91,6 +94,49 @@ impl AuthExchange<'_> {
                 ),
             }),
         }
+    }
+
+    /// `auth_type = hba`: the method the auth_hba_file gives this connection, or the refusal
+    /// PostgreSQL words for a `reject` record or no matching record (28000).
+    pub(crate) fn hba_method(
+        &self,
+        hba: &Hba,
+        peer: &str,
+        database: &str,
+    ) -> Result<AuthType, ClientError> {
+        let tls = self.tls.is_some();
+        let conn = match peer.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Connection::Host {
+                addr: addr.ip(),
+                tls,
+            },
+            Err(_) => Connection::Local,
+        };
+        let host = match conn {
+            Connection::Host { addr, .. } => addr.to_string(),
+            Connection::Local => "[local]".to_string(),
+        };
+        let encryption = if tls {
+            "SSL encryption"
+        } else {
+            "no encryption"
+        };
+        let refuse = |what: &str| ClientError::Rejected {
+            code: sqlstate::INVALID_AUTHORIZATION_SPECIFICATION.into(),
+            message: format!(
+                "{what} for host \"{host}\", user \"{}\", database \"{database}\", {encryption}",
+                self.user
+            ),
+        };
+        Ok(match hba.method(conn, database, self.user) {
+            None => return Err(refuse("no pg_hba.conf entry")),
+            Some(HbaMethod::Reject) => return Err(refuse("pg_hba.conf rejects connection")),
+            Some(HbaMethod::Trust) => AuthType::Trust,
+            Some(HbaMethod::Md5) => AuthType::Md5,
+            Some(HbaMethod::ScramSha256) => AuthType::ScramSha256,
+            Some(HbaMethod::Password) => AuthType::Plain,
+            Some(HbaMethod::Cert) => AuthType::Cert,
+        })
     }
 
     fn failed(&self) -> ClientError {

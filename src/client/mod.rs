@@ -25,8 +25,8 @@ pub(crate) use pool_client::send_fatal;
 
 use crate::admin;
 use crate::auth::{Secret, Userlist};
-use crate::config::Config;
 use crate::config::PoolMode;
+use crate::config::{AuthType, Config};
 use crate::live::{ConnState, Endpoints, Registration};
 use crate::net::pump::Pump;
 use crate::net::BoxStream;
@@ -286,15 +286,22 @@ async fn log_in(
 
     let userlist = p.auth_file.as_ref().map(|_| shared.userlist());
     let looked_up = look_up_secret(shared, &config, userlist.as_deref(), &database, &user).await;
-    let authenticated = auth::AuthExchange {
+    let mut exchange = auth::AuthExchange {
         stream,
         buf,
         user: &user,
         mock_key: &shared.mock_key,
         tls: tls.as_ref(),
-    }
-    .authenticate(p.auth_type, userlist.as_deref(), looked_up.clone())
-    .await?;
+    };
+    // The rules are loaded with the auth_file, even when no auth_file is set.
+    let rules = shared.userlist();
+    let auth_type = match (p.auth_type, rules.hba()) {
+        (AuthType::Hba, Some(hba)) => exchange.hba_method(hba, peer, &database)?,
+        (auth_type, _) => auth_type,
+    };
+    let authenticated = exchange
+        .authenticate(auth_type, userlist.as_deref(), looked_up.clone())
+        .await?;
 
     if CONSOLE_DATABASES.contains(&database.as_str()) {
         return console_role(p, &user).map(LoginOutcome::Console);

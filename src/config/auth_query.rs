@@ -6,7 +6,7 @@
 use super::reader::{self, Section};
 
 /// The auth_query keys of [pooler], in pooler.toml.example order.
-pub const AUTH_QUERY_KEYS: &[&str] = &["auth_user", "auth_query", "auth_dbname"];
+pub const AUTH_QUERY_KEYS: &[&str] = &["auth_user", "auth_query", "auth_dbname", "auth_hba_file"];
 
 /// PgBouncer's default: a user's name and stored secret (md5 or SCRAM), NULL when it has none.
 pub const DEFAULT_AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
@@ -19,6 +19,8 @@ pub struct AuthQuerySettings {
     pub auth_query: String,
     /// The database auth_query runs in; "" = the database the client asked for.
     pub auth_dbname: String,
+    /// pg_hba.conf-style rules for auth_type = hba, resolved against the config's directory.
+    pub auth_hba_file: Option<std::path::PathBuf>,
 }
 
 impl Default for AuthQuerySettings {
@@ -27,12 +29,17 @@ impl Default for AuthQuerySettings {
             auth_user: String::new(),
             auth_query: DEFAULT_AUTH_QUERY.to_string(),
             auth_dbname: String::new(),
+            auth_hba_file: None,
         }
     }
 }
 
 impl AuthQuerySettings {
-    pub(super) fn read(&mut self, sec: &mut Section) {
+    pub(super) fn read(&mut self, sec: &mut Section, base_dir: &std::path::Path) {
+        self.auth_hba_file = sec
+            .read("auth_hba_file", reader::string)
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| base_dir.join(f));
         sec.set("auth_user", &mut self.auth_user, reader::string);
         sec.set("auth_query", &mut self.auth_query, reader::string);
         sec.set("auth_dbname", &mut self.auth_dbname, reader::string);

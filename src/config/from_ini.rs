@@ -299,8 +299,8 @@ fn left_out(key: &str, origin: &str, place: &str, out: &mut Converted) -> Fate {
     if REFUSED.contains(&key) {
         return Fate::Refuse(ConfigProblem::new(
             format!("{origin}: {place} {key}"),
-            "pgsluice does not implement HBA files yet; use auth_type and auth_file (ignoring \
-             the key would change who may log in)",
+            "pgsluice does not implement ident maps; map users in the auth_hba_file instead \
+             (ignoring the key would change who may log in)",
         ));
     }
     match IGNORED.iter().find(|(k, _)| *k == key) {

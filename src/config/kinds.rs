@@ -29,6 +29,8 @@ pub enum AuthType {
     ScramSha256,
     /// A TLS client certificate whose CommonName equals the user name (PgBouncer "cert").
     Cert,
+    /// The method is chosen per connection by the auth_hba_file (PgBouncer "hba").
+    Hba,
 }
 
 /// How hard to insist on TLS (PgBouncer client_tls_sslmode / server_tls_sslmode, libpq's
@@ -101,6 +103,7 @@ impl Keywords for AuthType {
         ("md5", AuthType::Md5),
         ("scram-sha-256", AuthType::ScramSha256),
         ("cert", AuthType::Cert),
+        ("hba", AuthType::Hba),
     ];
 }
 

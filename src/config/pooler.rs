@@ -24,7 +24,7 @@ pub const POOLER_KEYS: &[&str] = &[
     "pool_mode", "max_client_conn", "default_pool_size", "min_pool_size", "reserve_pool_size",
     "reserve_pool_timeout", "max_db_connections", "max_user_connections",
     "max_db_client_connections", "max_user_client_connections",
-    "auth_type", "auth_file", "auth_user", "auth_query", "auth_dbname",
+    "auth_type", "auth_file", "auth_user", "auth_query", "auth_dbname", "auth_hba_file",
     "admin_users", "stats_users",
     "server_reset_query", "server_reset_query_always", "pin_session_state",
     "session_read_back_always", "custom_settings",
@@ -268,7 +268,7 @@ impl PoolerSettings {
         s.read_durations(&mut sec);
         s.read_special(&mut sec);
         s.read_auth_file(&mut sec, base_dir);
-        s.auth_query.read(&mut sec);
+        s.auth_query.read(&mut sec, base_dir);
         s.process.read(&mut sec, base_dir);
         s.failover.read(&mut sec);
         s.fleet.read(&mut sec);

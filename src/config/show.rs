@@ -62,6 +62,14 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
         ("auth_user", p.auth_query.auth_user.clone()),
         ("auth_query", p.auth_query.auth_query.clone()),
         ("auth_dbname", p.auth_query.auth_dbname.clone()),
+        (
+            "auth_hba_file",
+            p.auth_query
+                .auth_hba_file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
+        ),
         ("admin_users", list(&p.admin_users)),
         ("stats_users", list(&p.stats_users)),
         ("server_reset_query", p.server_reset_query.clone()),

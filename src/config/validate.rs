@@ -55,6 +55,12 @@ fn check_pooler(config: &Config, problems: &mut Vec<ConfigProblem>) {
             );
         }
     }
+    if p.auth_type == super::AuthType::Hba && p.auth_query.auth_hba_file.is_none() {
+        problem(
+            "auth_hba_file",
+            "must name a pg_hba.conf-style file when auth_type = \"hba\"".to_string(),
+        );
+    }
     let peering = !config.peers.is_empty() || !p.fleet.peers_dns.is_empty();
     if peering && p.peer_id == 0 {
         problem(

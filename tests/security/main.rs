@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod auth_query;
+mod hba;
 mod login_storm;
 mod secrets;
 mod tls_clients;
