@@ -44,11 +44,14 @@ use startup::FirstPacket;
 pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: String) {
     let id = shared.next_client_id();
     let config = shared.config();
+    let accepted = std::time::Instant::now();
     let result = handle(&shared, &mut stream, &peer, id).await;
+    // The facts of PgBouncer's "closing because: … (age=…)" line, which runbooks grep for.
+    let age_s = accepted.elapsed().as_secs();
     match &result {
         Ok(()) => {
             if config.pooler.log_disconnections {
-                tracing::info!(client = id, %peer, "client disconnected");
+                tracing::info!(client = id, %peer, age_s, reason = "client close request", "client disconnected");
             }
         }
         Err(e) => {
@@ -58,7 +61,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: Stri
                 send_fatal(&mut stream, e.sqlstate(), &e.to_string()).await;
             }
             if config.pooler.log_disconnections || config.pooler.log_pooler_errors {
-                tracing::info!(client = id, %peer, kind = e.kind(), sqlstate = e.sqlstate(), reason = %e, "client disconnected");
+                tracing::info!(client = id, %peer, age_s, kind = e.kind(), sqlstate = e.sqlstate(), reason = %e, "client disconnected");
             }
         }
     }

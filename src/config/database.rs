@@ -33,6 +33,9 @@ pub const DATABASE_KEYS: &[&str] = &[
     "target_session_attrs",
     "max_replica_lag",
     "auth_user",
+    "client_encoding",
+    "datestyle",
+    "timezone",
 ];
 
 /// Every key a [users.<name>] section accepts.
@@ -67,6 +70,9 @@ pub struct DatabaseSettings {
     pub max_replica_lag: Option<Duration>,
     /// Overrides [pooler]'s auth_user for clients of this database.
     pub auth_user: Option<String>,
+    /// Session defaults every server of this database starts with (PgBouncer's
+    /// client_encoding, datestyle, timezone), as (PostgreSQL parameter, value).
+    pub server_params: Vec<(String, String)>,
     /// Database name on the server; None = the name the client asked for.
     pub dbname: Option<String>,
     /// Forced server login user; None = the client's user name.
@@ -107,6 +113,7 @@ impl Default for DatabaseSettings {
             target_session_attrs: None,
             max_replica_lag: None,
             auth_user: None,
+            server_params: Vec::new(),
             dbname: None,
             user: None,
             password: None,
@@ -147,6 +154,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("target_session_attrs", &self.target_session_attrs)
             .field("max_replica_lag", &self.max_replica_lag)
             .field("auth_user", &self.auth_user)
+            .field("server_params", &self.server_params)
             .finish()
     }
 }
@@ -197,6 +205,15 @@ impl DatabaseSettings {
         s.target_session_attrs = sec.read("target_session_attrs", reader::keyword);
         s.max_replica_lag = sec.read("max_replica_lag", reader::duration);
         s.auth_user = sec.read("auth_user", reader::non_empty_string);
+        for (key, param) in [
+            ("client_encoding", "client_encoding"),
+            ("datestyle", "DateStyle"),
+            ("timezone", "TimeZone"),
+        ] {
+            if let Some(value) = sec.read(key, reader::non_empty_string) {
+                s.server_params.push((param.to_string(), value));
+            }
+        }
         s.dbname = sec.read("dbname", reader::non_empty_string);
         s.user = sec.read("user", reader::non_empty_string);
         s.password = sec.read("password", reader::string);

@@ -1,9 +1,9 @@
 //! A pgbouncer.ini turned into the pooler.toml it means: [pgbouncer] becomes [pooler] (the
 //! same key names), each [databases], [users] and [peers] connection string becomes its own
 //! table, and values get the types pooler.toml has. PgBouncer keys pgsluice does not implement
-//! are named in warnings, or refused where ignoring them would change what users rely on
-//! (authentication looked up in the database, an HBA file). Every key remembers its
-//! `file:line`, so problems found later by the TOML reader name where to look.
+//! are named in warnings, or refused where ignoring them would change who may log in (an
+//! ident map). Every key remembers its `file:line`, so problems found later by the TOML
+//! reader name where to look.
 
 use std::collections::BTreeMap;
 
@@ -88,15 +88,16 @@ const TEXT_KEYS: &[&str] = &[
     "auth_user",
     "auth_query",
     "auth_dbname",
+    "auth_hba_file",
+    "logfile",
+    "pidfile",
+    "client_encoding",
+    "datestyle",
+    "timezone",
 ];
 
 /// PgBouncer keys pgsluice does not implement but can run without: warned about, then left out.
 const IGNORED: &[(&str, &str)] = &[
-    (
-        "logfile",
-        "pgsluice logs to stderr; redirect it, or use your service manager's log",
-    ),
-    ("pidfile", "pgsluice does not write a pid file"),
     ("syslog", "pgsluice logs to stderr"),
     ("syslog_ident", "pgsluice logs to stderr"),
     ("syslog_facility", "pgsluice logs to stderr"),
@@ -160,28 +161,10 @@ const IGNORED: &[(&str, &str)] = &[
         "track_extra_parameters",
         "pgsluice follows every session setting a client makes",
     ),
-    (
-        "client_encoding",
-        "a client's own settings follow it to every server",
-    ),
-    (
-        "datestyle",
-        "a client's own settings follow it to every server",
-    ),
-    (
-        "timezone",
-        "a client's own settings follow it to every server",
-    ),
 ];
 
 /// PgBouncer keys whose absence would change who may log in: refused, not ignored.
-const REFUSED: &[&str] = &[
-    "auth_query",
-    "auth_user",
-    "auth_dbname",
-    "auth_hba_file",
-    "auth_ident_file",
-];
+const REFUSED: &[&str] = &["auth_ident_file"];
 
 /// Turns the entries of a pgbouncer.ini into pooler.toml's tables; what cannot be taken over
 /// is in `refused`.
@@ -370,7 +353,7 @@ mod tests {
         assert_eq!(t["pooler"]["unix_socket_mode"].as_str(), Some("0777"));
         assert_eq!(t["pooler"]["server_lifetime"].as_float(), Some(3600.5));
         assert!(
-            t["pooler"].get("logfile").is_none(),
+            t["pooler"].get("syslog").is_none(),
             "left out, with a warning"
         );
         assert_eq!(t["databases"]["app"]["password"].as_str(), Some("1234"));
@@ -386,25 +369,41 @@ mod tests {
     }
 
     #[test]
-    fn authentication_from_the_database_is_refused_with_its_line() {
+    fn ident_maps_are_refused_and_lookups_kept() {
         let c = convert(&[
+            entry(
+                "pgbouncer",
+                "auth_ident_file",
+                "/etc/pgbouncer/pg_ident.conf",
+                3,
+            ),
             entry(
                 "pgbouncer",
                 "auth_query",
                 "SELECT usename, passwd FROM pg_shadow WHERE usename=$1",
-                3,
+                4,
             ),
-            entry("databases", "app", "host=db auth_user=lookup", 4),
+            entry(
+                "databases",
+                "app",
+                "host=db auth_user=lookup timezone=UTC",
+                5,
+            ),
         ]);
         let shown: Vec<String> = c.refused.iter().map(ToString::to_string).collect();
-        assert_eq!(shown.len(), 2);
+        assert_eq!(shown.len(), 1, "{shown:?}");
         assert!(
-            shown[0].starts_with("pgbouncer.ini:3: [pgbouncer] auth_query: "),
+            shown[0].starts_with("pgbouncer.ini:3: [pgbouncer] auth_ident_file: "),
             "{shown:?}"
         );
-        assert!(
-            shown[1].starts_with("pgbouncer.ini:4: [databases] app auth_user: "),
-            "{shown:?}"
+        assert!(c.table["pooler"]["auth_query"].as_str().is_some());
+        assert_eq!(
+            c.table["databases"]["app"]["auth_user"].as_str(),
+            Some("lookup")
+        );
+        assert_eq!(
+            c.table["databases"]["app"]["timezone"].as_str(),
+            Some("UTC")
         );
     }
 }

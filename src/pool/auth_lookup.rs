@@ -80,6 +80,7 @@ impl AuthLookup {
                 read_size: s.read_size,
                 max_prepared_statements: 0,
                 tls: &s.tls,
+                startup: &s.server_params,
             })
             .await
             .map_err(|e| format!("auth_user {} cannot log in: {e}", s.server_user))?,

@@ -218,6 +218,7 @@ impl Pool {
             read_size: s.read_size,
             max_prepared_statements: s.max_prepared_statements,
             tls: &s.tls,
+            startup: &s.server_params,
         })
         .await
     }

@@ -95,6 +95,7 @@ impl Pool {
             }
             let moved = s.addresses != new.addresses
                 || s.target != new.target
+                || s.server_params != new.server_params
                 || s.server_user != new.server_user
                 || s.server_database != new.server_database
                 || !s.credential.same_as(&new.credential)

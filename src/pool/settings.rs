@@ -57,6 +57,8 @@ pub(crate) struct PoolSettings {
     pub(crate) server_login_retry: Duration,
     /// server_tls_* as loaded at the last (re)load.
     pub(crate) tls: Arc<ServerTls>,
+    /// Startup parameters every server of the pool logs in with (client_encoding...).
+    pub(crate) server_params: Vec<(String, String)>,
 }
 
 impl PoolSettings {
@@ -108,6 +110,7 @@ impl PoolSettings {
             server_check_query: p.server_check_query.clone(),
             server_login_retry: p.server_login_retry,
             tls: tls.clone(),
+            server_params: db.server_params.clone(),
         }
     }
 

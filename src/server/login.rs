@@ -77,6 +77,9 @@ pub(crate) struct LoginRequest<'a> {
     pub(crate) max_prepared_statements: usize,
     /// server_tls_* in force for this pool.
     pub(crate) tls: &'a ServerTls,
+    /// Extra startup parameters: the session defaults of every server of the pool
+    /// (PgBouncer's client_encoding, datestyle and timezone in [databases]).
+    pub(crate) startup: &'a [(String, String)],
 }
 
 /// Connects and logs in, within `connect_timeout`.
@@ -98,7 +101,13 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
         })?;
     let (mut stream, tls) = super::encrypt::negotiate(stream, req.address, req.tls).await?;
     let mut out = BytesMut::new();
-    frontend::startup_message([("user", req.user), ("database", req.database)], &mut out)?;
+    let extra = req.startup.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    frontend::startup_message(
+        [("user", req.user), ("database", req.database)]
+            .into_iter()
+            .chain(extra),
+        &mut out,
+    )?;
     stream.write_all(&out).await?;
 
     let mut inbuf = BytesMut::with_capacity(1024);

@@ -5,5 +5,6 @@
 mod common;
 
 mod control;
+mod exporter;
 mod reload;
 mod show;

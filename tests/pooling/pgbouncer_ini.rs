@@ -1,7 +1,7 @@
 //! A pgbouncer.ini as PgBouncer users write it, served as it is: `pgsluice -c pgbouncer.ini`
 //! reads its [databases] connection strings, [users] and [pgbouncer] keys, warns about keys it
-//! does not implement (with file and line), refuses auth_query, and `pgsluice convert` prints a
-//! pooler.toml that serves the same way.
+//! does not implement (with file and line), refuses an ident map, and `pgsluice convert` prints
+//! a pooler.toml that serves the same way.
 
 use std::process::Command;
 
@@ -13,7 +13,7 @@ fn pgbouncer_ini(pg: &PgCluster, port: u16) -> String {
     format!(
         ";; written in PgBouncer's style\n\
          [databases]\n\
-         ini_alias = host={host} port={pgport} dbname={TEST_DB} pool_size=3 connect_query='SELECT \\'connected\\''\n\
+         ini_alias = host={host} port={pgport} dbname={TEST_DB} pool_size=3 timezone=Asia/Tokyo connect_query='SELECT \\'connected\\''\n\
          * = host={host} port={pgport}\n\
          \n\
          [users]\n\
@@ -58,6 +58,12 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
         .await
         .unwrap();
     assert_eq!(row.get::<_, String>(0), TEST_DB);
+    // timezone= in the connection string is every server's session default.
+    let row = client
+        .query_one("select current_setting('TimeZone')", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "Asia/Tokyo");
     let admin = console(&p).await;
     let pools = show(&admin, "SHOW POOLS").await;
     let at = pools.row_where("database", "ini_alias");
@@ -130,7 +136,7 @@ async fn problems_of_an_ini_name_file_line_and_key() {
     let text = pgbouncer_ini(pg, 6432)
         .replace("listen_port", "listen_prot")
         .replace("pool_size=3", "pool_size=many")
-        + "auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename=$1\n";
+        + "auth_ident_file = /etc/pgbouncer/pg_ident.conf\n";
     std::fs::write(&ini, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pgsluice"))
         .args(["--check", "-c"])
@@ -142,7 +148,8 @@ async fn problems_of_an_ini_name_file_line_and_key() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("has 3 problem(s)"), "{stderr}");
     assert!(
-        stderr.contains("pgbouncer.ini:21: [pgbouncer] auth_query: pgsluice does not implement"),
+        stderr
+            .contains("pgbouncer.ini:21: [pgbouncer] auth_ident_file: pgsluice does not implement"),
         "{stderr}"
     );
     assert!(
