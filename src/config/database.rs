@@ -205,15 +205,6 @@ impl DatabaseSettings {
         s.target_session_attrs = sec.read("target_session_attrs", reader::keyword);
         s.max_replica_lag = sec.read("max_replica_lag", reader::duration);
         s.auth_user = sec.read("auth_user", reader::non_empty_string);
-        for (key, param) in [
-            ("client_encoding", "client_encoding"),
-            ("datestyle", "DateStyle"),
-            ("timezone", "TimeZone"),
-        ] {
-            if let Some(value) = sec.read(key, reader::non_empty_string) {
-                s.server_params.push((param.to_string(), value));
-            }
-        }
         s.dbname = sec.read("dbname", reader::non_empty_string);
         s.user = sec.read("user", reader::non_empty_string);
         s.password = sec.read("password", reader::string);
@@ -229,6 +220,18 @@ impl DatabaseSettings {
             .read("connect_query", reader::string)
             .filter(|q| !q.trim().is_empty());
         s.application_name = sec.read("application_name", reader::string);
+        if let Some(name) = s.application_name.clone().filter(|n| !n.is_empty()) {
+            s.server_params.push(("application_name".to_string(), name));
+        }
+        for (key, param) in [
+            ("client_encoding", "client_encoding"),
+            ("datestyle", "DateStyle"),
+            ("timezone", "TimeZone"),
+        ] {
+            if let Some(value) = sec.read(key, reader::non_empty_string) {
+                s.server_params.push((param.to_string(), value));
+            }
+        }
         s
     }
 }

@@ -286,7 +286,12 @@ fn left_out(key: &str, origin: &str, place: &str, out: &mut Converted) -> Fate {
              (ignoring the key would change who may log in)",
         ));
     }
-    match IGNORED.iter().find(|(k, _)| *k == key) {
+    // The ignored keys are [pgbouncer]'s: in a connection string `user` is the forced user.
+    let ignored = IGNORED
+        .iter()
+        .find(|(k, _)| *k == key)
+        .filter(|_| place == "[pgbouncer]");
+    match ignored {
         Some((_, why)) => {
             out.warnings.push(format!(
                 "{origin}: {place} {key} is not implemented by pgsluice and is ignored: {why}"

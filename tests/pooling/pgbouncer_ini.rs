@@ -36,11 +36,27 @@ fn pgbouncer_ini(pg: &PgCluster, port: u16) -> String {
     )
 }
 
+/// The rest of PgBouncer's connection-string keys, a [peers] section and a [pgbouncer]
+/// section opened again, appended to `pgbouncer_ini`.
+fn every_key(pg: &PgCluster) -> String {
+    format!(
+        "\n[databases]\n\
+         \"forced db\" = host={host},{host} port={pgport} dbname={TEST_DB} user={MD5_USER} \
+         password={MD5_PASS} min_pool_size=1 reserve_pool=1 max_db_connections=5 \
+         max_db_client_connections=50 pool_mode=statement auth_user={SUPERUSER} \
+         client_encoding=UTF8 datestyle='ISO, DMY' application_name=ini_app\n\
+         \n[peers]\n1 = host=127.0.0.1 port=6432\n\
+         \n[pgbouncer]\npeer_id = 2\n",
+        host = pg.host(),
+        pgport = pg.port(),
+    )
+}
+
 #[tokio::test]
 async fn a_pgbouncer_ini_is_served_as_it_is() {
     let pg = shared_cluster();
     let port = fixed_port();
-    let ini = pgbouncer_ini(pg, port);
+    let ini = pgbouncer_ini(pg, port) + &every_key(pg);
     let p = Pooler::start(
         PoolerConfig::new(pg)
             .pooler(&format!("listen_port = {port}"))
@@ -70,6 +86,39 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
     assert_eq!(pools.get(at, "pool_mode"), "transaction", "[users] applies");
     let dbs = show(&admin, "SHOW DATABASES").await;
     assert_eq!(dbs.lookup("name", "ini_alias", "pool_size"), "3");
+    // Every connection-string key of the forced-user database is in force.
+    let forced = dbs.row_where("name", "forced db");
+    for (column, value) in [
+        ("force_user", MD5_USER),
+        ("min_pool_size", "1"),
+        ("reserve_pool", "1"),
+        ("max_connections", "5"),
+        ("max_client_connections", "50"),
+        ("pool_mode", "statement"),
+    ] {
+        assert_eq!(dbs.get(forced, column), value, "{column}");
+    }
+    let (c, _t) = p
+        .connect(SCRAM_USER, SCRAM_PASS, "forced db")
+        .await
+        .unwrap();
+    let row = c
+        .query_one(
+            "select current_user::text, current_setting('DateStyle'), \
+             current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.get::<_, String>(0),
+        MD5_USER,
+        "user= and password= log in"
+    );
+    assert_eq!(row.get::<_, String>(1), "ISO, DMY");
+    assert_eq!(row.get::<_, String>(2), "ini_app");
+    let config = show(&admin, "SHOW CONFIG").await;
+    assert_eq!(config.lookup("key", "peer_id", "value"), "2");
 
     // SIGHUP re-reads the ini the same way.
     let ini_path = p.dir().join("pgbouncer.ini");
