@@ -39,6 +39,9 @@ struct Cli {
     /// Run in the background (PgBouncer's -d); needs pidfile, and logfile for the logs.
     #[arg(short = 'd', long = "daemon")]
     daemon: bool,
+    /// Run as this user (PgBouncer's -u; pgsluice must be started as root).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    user: Option<String>,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -54,6 +57,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Convert { ini }) = &cli.command {
         return convert(ini);
+    }
+    if let Some(user) = &cli.user {
+        if std::env::var_os(process::SWITCHED_ENV).is_none() {
+            if let Err(e) = process::become_user(user) {
+                eprintln!("pgsluice: {e}");
+                return ExitCode::from(1);
+            }
+        }
     }
     let Some(path) = cli.config.clone().or(cli.config_positional.clone()) else {
         eprintln!("pgsluice: no configuration file given; usage: pgsluice -c pooler.toml (see pooler.toml.example)");

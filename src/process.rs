@@ -1,9 +1,10 @@
 //! PgBouncer's process conventions for those who run pgsluice as they ran PgBouncer: a
 //! `logfile` that follows log rotation (reopened when the file at its path is no longer the
 //! one written to, as after logrotate's rename), a `pidfile` written at start and removed at
-//! exit (a pidfile of a process still running refuses the start), and `-d`, which detaches
+//! exit (a pidfile of a process still running refuses the start), `-d`, which detaches
 //! by starting pgsluice again in a new session-less process group with no terminal and
-//! returning once it runs. Called by `main` only.
+//! returning once it runs, and `-u user`, which becomes that user by executing pgsluice again
+//! under its uid and gid (no unsafe setuid). Called by `main` only.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -159,4 +160,35 @@ pub fn detach(pidfile: &Path, wait: Duration) -> Result<u32, String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Marks the copy that `-u` executed, so it does not switch again.
+pub const SWITCHED_ENV: &str = "PGSLUICE_USER_SWITCHED";
+
+/// `-u user`: replaces this process with pgsluice running as `user` (uid and primary gid from
+/// /etc/passwd). Returns only on failure; a no-op `Ok` when already running as that user.
+pub fn become_user(user: &str) -> Result<(), String> {
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| format!("cannot read /etc/passwd: {e}"))?;
+    let (uid, gid) = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && f[0] == user)
+        .and_then(|f| Some((f[2].parse::<u32>().ok()?, f[3].parse::<u32>().ok()?)))
+        .ok_or_else(|| format!("-u: no user {user:?} in /etc/passwd"))?;
+    let current = rustix::process::getuid().as_raw();
+    if current == uid {
+        return Ok(());
+    }
+    if current != 0 {
+        return Err(format!("-u {user}: only root can switch to another user"));
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SWITCHED_ENV, "1")
+        .uid(uid)
+        .gid(gid)
+        .exec();
+    Err(format!("-u {user}: cannot run as that user: {error}"))
 }

@@ -101,7 +101,10 @@ const IGNORED: &[(&str, &str)] = &[
     ("syslog", "pgsluice logs to stderr"),
     ("syslog_ident", "pgsluice logs to stderr"),
     ("syslog_facility", "pgsluice logs to stderr"),
-    ("user", "run pgsluice as the user it should run as"),
+    (
+        "user",
+        "start pgsluice with -u <user>, as PgBouncer's command line allows",
+    ),
     (
         "unix_socket_group",
         "set the group of unix_socket_dir instead",

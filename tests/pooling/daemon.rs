@@ -1,6 +1,7 @@
 //! PgBouncer's process habits: `-d` starts pgsluice in the background once its pidfile names
 //! it, logs go to `logfile` and follow a logrotate-style rename, SIGTERM ends it and removes
-//! the pidfile; `-d` without a pidfile and a pidfile of a running process are refused.
+//! the pidfile; `-d` without a pidfile and a pidfile of a running process are refused; `-u`
+//! runs it as another user.
 
 use std::path::Path;
 use std::process::Command;
@@ -113,4 +114,69 @@ async fn dash_d_without_a_pidfile_is_refused() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn dash_u_runs_as_that_user() {
+    if current_uid() != 0 {
+        eprintln!("SKIPPED: -u needs root");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("pgsluice-u-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = fixed_port();
+    let config = write_config(dir.path(), port, "unix_socket_dir = \"\"");
+    for file in ["pooler.toml", "userlist.txt"] {
+        std::fs::set_permissions(
+            dir.path().join(file),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgsluice"))
+        .args(["-u", "postgres", "-c"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "pgsluice running as postgres to accept",
+        DEADLINE,
+        || async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() },
+    )
+    .await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let postgres_uid = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .and_then(|l| l.split(':').nth(2))
+        .unwrap()
+        .to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        uid_line.split_whitespace().nth(1) == Some(postgres_uid.as_str()),
+        "{uid_line} (postgres is {postgres_uid})"
+    );
+}
+
+fn current_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
 }
