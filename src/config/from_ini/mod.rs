@@ -161,9 +161,32 @@ const IGNORED: &[(&str, &str)] = &[
         "rustls offers its own safe cipher suites",
     ),
     (
+        "conffile",
+        "the configuration file is the one pgsluice was started with",
+    ),
+    ("service_name", "a Windows service name"),
+    ("job_name", "a Windows service name"),
+    (
         "track_extra_parameters",
         "pgsluice follows every session setting a client makes",
     ),
+];
+
+/// Connection-string keys of [databases], [users] and [peers] pgsluice does without.
+const ENTRY_IGNORED: &[(&str, &str)] = &[
+    (
+        "load_balance_hosts",
+        "pgsluice tries the hosts in order, or by role with target_session_attrs",
+    ),
+    (
+        "server_lifetime",
+        "set server_lifetime in [pgbouncer]; it applies to every pool",
+    ),
+    (
+        "reserve_pool_size",
+        "set reserve_pool per database, or reserve_pool_size in [pgbouncer]",
+    ),
+    ("pool_size", "a peer is only ever sent cancel requests"),
 ];
 
 /// PgBouncer keys whose absence would change who may log in: refused, not ignored.
@@ -282,6 +305,13 @@ enum Fate {
 
 /// Refuses keys pgsluice must not ignore, warns about (and leaves out) those it may.
 fn left_out(key: &str, origin: &str, place: &str, out: &mut Converted) -> Fate {
+    if place != "[pgbouncer]" && matches!(key, "auth_query" | "auth_dbname") {
+        return Fate::Refuse(ConfigProblem::new(
+            format!("{origin}: {place} {key}"),
+            "auth_query and auth_dbname are set in [pgbouncer] only here (a database's own \
+             would change how its users are looked up)",
+        ));
+    }
     if REFUSED.contains(&key) {
         return Fate::Refuse(ConfigProblem::new(
             format!("{origin}: {place} {key}"),
@@ -289,11 +319,17 @@ fn left_out(key: &str, origin: &str, place: &str, out: &mut Converted) -> Fate {
              (ignoring the key would change who may log in)",
         ));
     }
-    // The ignored keys are [pgbouncer]'s: in a connection string `user` is the forced user.
-    let ignored = IGNORED
-        .iter()
-        .find(|(k, _)| *k == key)
-        .filter(|_| place == "[pgbouncer]");
+    // In a connection string `user` is the forced user, not [pgbouncer]'s run-as user; the
+    // entry keys pgsluice does without depend on the section (pool_size only in [peers]).
+    let ignored = if place == "[pgbouncer]" {
+        IGNORED.iter().find(|(k, _)| *k == key)
+    } else {
+        ENTRY_IGNORED.iter().find(|(k, _)| {
+            *k == key
+                && (key != "pool_size" || place.starts_with("[peers]"))
+                && (key != "reserve_pool_size" || place.starts_with("[users]"))
+        })
+    };
     match ignored {
         Some((_, why)) => {
             out.warnings.push(format!(
@@ -327,91 +363,4 @@ fn typed(key: &str, value: &str) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(section: &str, key: &str, value: &str, line: usize) -> IniEntry {
-        IniEntry {
-            section: section.into(),
-            key: key.into(),
-            value: value.into(),
-            origin: format!("pgbouncer.ini:{line}"),
-        }
-    }
-
-    #[test]
-    fn sections_become_tables_with_pooler_toml_types() {
-        let c = convert(&[
-            entry(
-                "databases",
-                "app",
-                "host=db1,db2 port=5432 dbname=app_prod password=1234 reserve_pool_size=2",
-                2,
-            ),
-            entry("pgbouncer", "listen_port", "6433", 5),
-            entry("pgbouncer", "unix_socket_mode", "0777", 6),
-            entry("pgbouncer", "server_lifetime", "3600.5", 7),
-            entry("pgbouncer", "syslog", "1", 8),
-            entry("users", "pos", "pool_mode=statement", 9),
-            entry("peers", "2", "host=10.0.0.2 port=6432", 10),
-        ]);
-        assert!(c.refused.is_empty());
-        let t = &c.table;
-        assert_eq!(t["pooler"]["listen_port"].as_integer(), Some(6433));
-        assert_eq!(t["pooler"]["unix_socket_mode"].as_str(), Some("0777"));
-        assert_eq!(t["pooler"]["server_lifetime"].as_float(), Some(3600.5));
-        assert!(
-            t["pooler"].get("syslog").is_none(),
-            "left out, with a warning"
-        );
-        assert_eq!(t["databases"]["app"]["password"].as_str(), Some("1234"));
-        assert_eq!(t["databases"]["app"]["reserve_pool"].as_integer(), Some(2));
-        assert_eq!(t["peers"]["2"]["port"].as_integer(), Some(6432));
-        assert_eq!(c.warnings.len(), 1);
-        assert!(
-            c.warnings[0].starts_with("pgbouncer.ini:8: [pgbouncer] syslog"),
-            "{:?}",
-            c.warnings
-        );
-        assert_eq!(c.origins["databases.app"], "pgbouncer.ini:2");
-    }
-
-    #[test]
-    fn ident_maps_are_refused_and_lookups_kept() {
-        let c = convert(&[
-            entry(
-                "pgbouncer",
-                "auth_ident_file",
-                "/etc/pgbouncer/pg_ident.conf",
-                3,
-            ),
-            entry(
-                "pgbouncer",
-                "auth_query",
-                "SELECT usename, passwd FROM pg_shadow WHERE usename=$1",
-                4,
-            ),
-            entry(
-                "databases",
-                "app",
-                "host=db auth_user=lookup timezone=UTC",
-                5,
-            ),
-        ]);
-        let shown: Vec<String> = c.refused.iter().map(ToString::to_string).collect();
-        assert_eq!(shown.len(), 1, "{shown:?}");
-        assert!(
-            shown[0].starts_with("pgbouncer.ini:3: [pgbouncer] auth_ident_file: "),
-            "{shown:?}"
-        );
-        assert!(c.table["pooler"]["auth_query"].as_str().is_some());
-        assert_eq!(
-            c.table["databases"]["app"]["auth_user"].as_str(),
-            Some("lookup")
-        );
-        assert_eq!(
-            c.table["databases"]["app"]["timezone"].as_str(),
-            Some("UTC")
-        );
-    }
-}
+mod tests;
