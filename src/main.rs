@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use pgsluice::config::{Config, LogFormat, Source};
-use pgsluice::process::{self, LogFile, PidFile};
+use pgsluice::config::{syslog_facility_code, Config, LogFormat, Source};
+use pgsluice::process::{self, LogFile, PidFile, Syslog};
+use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
 
 /// A PostgreSQL connection pooler.
 #[derive(Parser, Debug)]
@@ -221,25 +222,35 @@ fn init_logging(config: &Config, verbose: u8, quiet: u8) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("pgsluice={level},warn")));
-    if let Some(path) = &config.pooler.process.logfile {
-        let file = LogFile::open(path)
-            .with_context(|| format!("cannot open logfile {}", path.display()))?;
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(file);
-        match config.pooler.log_format {
-            LogFormat::Json => builder.json().init(),
-            LogFormat::Plain => builder.init(),
-        }
-        return Ok(());
-    }
+    // Where lines go: logfile, else stderr; with syslog, the system log as well.
+    let process = &config.pooler.process;
+    let syslog = if process.syslog {
+        let facility = syslog_facility_code(&process.syslog_facility).unwrap_or(3);
+        Some(
+            Syslog::open(&process.syslog_ident, facility)
+                .context("cannot reach the system log (syslog = true)")?,
+        )
+    } else {
+        None
+    };
+    let primary: BoxMakeWriter = match &process.logfile {
+        Some(path) => BoxMakeWriter::new(
+            LogFile::open(path)
+                .with_context(|| format!("cannot open logfile {}", path.display()))?,
+        ),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let writer = match syslog {
+        Some(syslog) => BoxMakeWriter::new(primary.and(syslog)),
+        None => primary,
+    };
     // Colour codes only on a terminal: in a log file they split `key=value` pairs, so a DBA's
     // grep (or a log shipper's parser) would miss them.
+    let ansi = process.logfile.is_none() && !process.syslog && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match config.pooler.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Plain => builder.init(),

@@ -90,6 +90,90 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
     }
 }
 
+/// Where the system log listens (syslog(3)'s socket); `PGSLUICE_SYSLOG_SOCKET` points
+/// elsewhere (a container's log agent, a test).
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Sends each log line to the system log as one datagram in syslog(3)'s format,
+/// `<priority>ident[pid]: message`, the priority from the facility and the line's level.
+#[derive(Clone)]
+pub struct Syslog {
+    socket: Arc<std::os::unix::net::UnixDatagram>,
+    path: PathBuf,
+    ident: String,
+    facility: u8,
+}
+
+impl Syslog {
+    pub fn open(ident: &str, facility: u8) -> io::Result<Syslog> {
+        let path = std::env::var_os("PGSLUICE_SYSLOG_SOCKET")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(SYSLOG_SOCKET));
+        let socket = std::os::unix::net::UnixDatagram::unbound()?;
+        // Fails at start, not silently later, when nothing listens there.
+        socket.connect(&path)?;
+        Ok(Syslog {
+            socket: Arc::new(socket),
+            path,
+            ident: ident.to_string(),
+            facility,
+        })
+    }
+}
+
+/// One line on its way to the system log, with its severity.
+pub struct SyslogLine {
+    to: Syslog,
+    severity: u8,
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let priority = u16::from(self.to.facility) * 8 + u16::from(self.severity);
+        let line = format!(
+            "<{priority}>{}[{}]: {}",
+            self.to.ident,
+            std::process::id(),
+            text.trim_end()
+        );
+        // A full or restarted log daemon must not stop the pooler: the line is dropped.
+        if self.to.socket.send(line.as_bytes()).is_err() {
+            let _ = self.to.socket.connect(&self.to.path);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        SyslogLine {
+            to: self.clone(),
+            severity: 6,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> SyslogLine {
+        // RFC 5424 severities: err 3, warning 4, info 6, debug 7.
+        let severity = match *meta.level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        SyslogLine {
+            to: self.clone(),
+            severity,
+        }
+    }
+}
+
 /// The pidfile, removed again when dropped (at exit).
 pub struct PidFile {
     path: PathBuf,

@@ -45,13 +45,14 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: Stri
     let id = shared.next_client_id();
     let config = shared.config();
     let accepted = std::time::Instant::now();
-    let result = handle(&shared, &mut stream, &peer, id).await;
+    let mut who = String::new();
+    let result = handle(&shared, &mut stream, &peer, id, &mut who).await;
     // The facts of PgBouncer's "closing because: … (age=…)" line, which runbooks grep for.
     let age_s = accepted.elapsed().as_secs();
     match &result {
         Ok(()) => {
             if config.pooler.log_disconnections {
-                tracing::info!(client = id, %peer, age_s, reason = "client close request", "client disconnected");
+                tracing::info!(client = id, %peer, %who, age_s, reason = "client close request", "client disconnected");
             }
         }
         Err(e) => {
@@ -61,7 +62,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: BoxStream, peer: Stri
                 send_fatal(&mut stream, e.sqlstate(), &e.to_string()).await;
             }
             if config.pooler.log_disconnections || config.pooler.log_pooler_errors {
-                tracing::info!(client = id, %peer, age_s, kind = e.kind(), sqlstate = e.sqlstate(), reason = %e, "client disconnected");
+                tracing::info!(client = id, %peer, %who, age_s, kind = e.kind(), sqlstate = e.sqlstate(), reason = %e, "client disconnected");
             }
         }
     }
@@ -73,6 +74,7 @@ async fn handle(
     stream: &mut BoxStream,
     peer: &str,
     id: u64,
+    who: &mut String,
 ) -> Result<(), ClientError> {
     let config = shared.config();
     let p = &config.pooler;
@@ -136,6 +138,8 @@ async fn handle(
         }
         Some(LoginOutcome::Pooled(logged_in)) => logged_in,
     };
+    // PgBouncer names every client "db/user@addr" in its log; the close line says who left.
+    *who = format!("{}/{}", logged_in.pool.key.database, logged_in.user);
     let mut pump = Pump::new(p.max_packet_size, p.pkt_buf);
     pump.prefill(&buf);
     drop(buf);

@@ -34,7 +34,7 @@ pub use failover::{FailoverSettings, TargetSessionAttrs, FAILOVER_KEYS};
 pub use fleet::{FleetSettings, PeerSettings, FLEET_KEYS, PEER_KEYS};
 pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
-pub use process::ProcessSettings;
+pub use process::{syslog_facility_code, ProcessSettings};
 pub use show::SettingRow;
 pub use source::Source;
 pub use tls::{TlsProtocols, TlsSettings, TLS_KEYS};

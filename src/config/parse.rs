@@ -179,7 +179,7 @@ mod tests {
                 "metrics: unknown section; expected [pooler], [databases.<name>], \
                  [users.<name>] or [peers.<peer_id>]",
                 "pgbouncer: unknown section; PgBouncer's [pgbouncer] section is called [pooler] here",
-                "syslog: unknown key outside any section",
+                "syslog: key outside any section; move it below the [pooler] header",
             ]
         );
     }

@@ -37,7 +37,8 @@ pub const POOLER_KEYS: &[&str] = &[
     "max_prepared_statements", "max_client_prepared_statements", "max_client_prepared_bytes",
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
-    "stats_period", "metrics_addr", "logfile", "pidfile",
+    "stats_period", "metrics_addr", "logfile", "pidfile", "syslog", "syslog_ident",
+    "syslog_facility",
     // The failover keys (failover.rs), the fleet keys (fleet.rs), then the TLS keys (tls.rs),
     // as in pooler.toml.example.
     "target_session_attrs", "max_replica_lag", "failover_hold_timeout", "host_check_period",

@@ -180,3 +180,39 @@ fn current_uid() -> u32 {
         .and_then(|u| u.parse().ok())
         .unwrap_or(u32::MAX)
 }
+
+#[tokio::test]
+async fn syslog_gets_every_line_with_ident_facility_and_severity() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("log.sock");
+    let log = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("syslog = true\nsyslog_ident = \"pos_pooler\"\nsyslog_facility = \"local3\"")
+            .env("PGSLUICE_SYSLOG_SOCKET", &socket_path.to_string_lossy()),
+    );
+    let (client, _t) = p.connect(MD5_USER, MD5_PASS, TEST_DB).await.unwrap();
+    client.simple_query("select 1").await.unwrap();
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = std::time::Instant::now() + DEADLINE;
+    while std::time::Instant::now() < end
+        && !lines
+            .iter()
+            .any(|l: &String| l.contains("client logged in"))
+    {
+        if let Ok(n) = log.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    // local3 is facility 19; info is severity 6: priority 19 * 8 + 6 = 158.
+    let login = lines
+        .iter()
+        .find(|l| l.contains("client logged in"))
+        .unwrap_or_else(|| panic!("no login line in {lines:#?}"));
+    let prefix = format!("<158>pos_pooler[{}]: ", p.pid());
+    assert!(login.starts_with(&prefix), "{login}");
+    // The lines still reach stderr as well.
+    assert!(p.log().contains("client logged in"));
+}

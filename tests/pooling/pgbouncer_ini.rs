@@ -24,7 +24,7 @@ fn pgbouncer_ini(pg: &PgCluster, port: u16) -> String {
          listen_addr = 127.0.0.1\n\
          listen_port = {port}\n\
          unix_socket_dir =\n\
-         syslog = 1\n\
+         listen_backlog = 128\n\
          auth_type = md5\n\
          auth_file = userlist.txt\n\
          admin_users = admin\n\
@@ -65,7 +65,7 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
     );
     let log = p.log();
     assert!(
-        log.contains("pgbouncer.ini:14: [pgbouncer] syslog is not implemented"),
+        log.contains("pgbouncer.ini:14: [pgbouncer] listen_backlog is not implemented"),
         "{log}"
     );
     let (client, _t) = p.connect(MD5_USER, MD5_PASS, "ini_alias").await.unwrap();
@@ -153,7 +153,7 @@ async fn a_pgbouncer_ini_is_served_as_it_is() {
     );
     let toml = String::from_utf8(out.stdout).unwrap();
     assert!(toml.contains("[databases.ini_alias]"), "{toml}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("syslog is not implemented"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_backlog is not implemented"));
     let other = fixed_port();
     let converted = toml.replace(
         &format!("listen_port = {port}"),

@@ -98,9 +98,6 @@ const TEXT_KEYS: &[&str] = &[
 
 /// PgBouncer keys pgsluice does not implement but can run without: warned about, then left out.
 const IGNORED: &[(&str, &str)] = &[
-    ("syslog", "pgsluice logs to stderr"),
-    ("syslog_ident", "pgsluice logs to stderr"),
-    ("syslog_facility", "pgsluice logs to stderr"),
     (
         "user",
         "start pgsluice with -u <user>, as PgBouncer's command line allows",

@@ -24,7 +24,7 @@ fn sections_become_tables_with_pooler_toml_types() {
         entry("pgbouncer", "listen_port", "6433", 5),
         entry("pgbouncer", "unix_socket_mode", "0777", 6),
         entry("pgbouncer", "server_lifetime", "3600.5", 7),
-        entry("pgbouncer", "syslog", "1", 8),
+        entry("pgbouncer", "listen_backlog", "128", 8),
         entry("users", "pos", "pool_mode=statement", 9),
         entry("peers", "2", "host=10.0.0.2 port=6432", 10),
     ]);
@@ -34,7 +34,7 @@ fn sections_become_tables_with_pooler_toml_types() {
     assert_eq!(t["pooler"]["unix_socket_mode"].as_str(), Some("0777"));
     assert_eq!(t["pooler"]["server_lifetime"].as_float(), Some(3600.5));
     assert!(
-        t["pooler"].get("syslog").is_none(),
+        t["pooler"].get("listen_backlog").is_none(),
         "left out, with a warning"
     );
     assert_eq!(t["databases"]["app"]["password"].as_str(), Some("1234"));
@@ -42,7 +42,7 @@ fn sections_become_tables_with_pooler_toml_types() {
     assert_eq!(t["peers"]["2"]["port"].as_integer(), Some(6432));
     assert_eq!(c.warnings.len(), 1);
     assert!(
-        c.warnings[0].starts_with("pgbouncer.ini:8: [pgbouncer] syslog"),
+        c.warnings[0].starts_with("pgbouncer.ini:8: [pgbouncer] listen_backlog"),
         "{:?}",
         c.warnings
     );
@@ -150,13 +150,13 @@ fn every_pgbouncer_setting_is_taken_warned_or_refused_as_documented() {
         ("pkt_buf", "4096"),
         ("max_packet_size", "2147483647"),
         ("so_reuseport", "0"),
+        ("syslog", "0"),
+        ("syslog_ident", "pgbouncer"),
+        ("syslog_facility", "daemon"),
         ("tcp_keepalive", "1"),
         ("tcp_user_timeout", "0"),
     ];
     let ignored = [
-        "syslog",
-        "syslog_ident",
-        "syslog_facility",
         "log_stats",
         "user",
         "unix_socket_group",
