@@ -170,32 +170,29 @@ fn daemonize(config: &Config) -> ExitCode {
 /// `pgsluice convert pgbouncer.ini`: the equivalent pooler.toml on stdout; any problem, named by
 /// file and line, on stderr with exit status 1.
 fn convert(ini: &Path) -> ExitCode {
-    let source = match Source::read(ini) {
-        Ok(source) => source,
-        Err(errors) => {
-            eprintln!(
-                "pgsluice: {} has {} problem(s):",
-                ini.display(),
-                errors.0.len()
-            );
-            eprintln!("{errors}");
-            return ExitCode::from(1);
-        }
-    };
-    for warning in &source.warnings {
-        eprintln!("pgsluice: warning: {warning}");
-    }
-    if let Err(errors) = source.parse(&source.toml, ini.parent().unwrap_or(Path::new(""))) {
+    let problems = |errors: pgsluice::config::ConfigErrors| {
         eprintln!(
             "pgsluice: {} has {} problem(s):",
             ini.display(),
             errors.0.len()
         );
         eprintln!("{errors}");
-        return ExitCode::from(1);
+        ExitCode::from(1)
+    };
+    let source = match Source::read(ini) {
+        Ok(source) => source,
+        Err(errors) => return problems(errors),
+    };
+    for warning in &source.warnings {
+        eprintln!("pgsluice: warning: {warning}");
     }
-    print!("{}", source.toml);
-    ExitCode::SUCCESS
+    match source.parse(&source.toml, ini.parent().unwrap_or(Path::new(""))) {
+        Ok(_) => {
+            print!("{}", source.toml);
+            ExitCode::SUCCESS
+        }
+        Err(errors) => problems(errors),
+    }
 }
 
 fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {

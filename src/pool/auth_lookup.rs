@@ -13,7 +13,7 @@ use super::{PoolKey, PoolSettings};
 use crate::auth::{Secret, Userlist};
 use crate::config::Config;
 use crate::protocol::tracker::TX_IDLE;
-use crate::server::{login, query_rows_with, LoginRequest, ServerConn};
+use crate::server::{login, query_rows_with, ServerConn};
 use crate::tls::ServerTls;
 
 /// How long an answer is reused: a changed password is seen within this.
@@ -69,21 +69,9 @@ impl AuthLookup {
         );
         let mut conn = match self.take_idle(&place) {
             Some(conn) => conn,
-            None => login(LoginRequest {
-                id: 0,
-                address: &s.addresses[0],
-                user: &s.server_user,
-                database: &s.server_database,
-                credential: &s.credential,
-                connect_timeout: s.connect_timeout,
-                keepalive: s.keepalive,
-                read_size: s.read_size,
-                max_prepared_statements: 0,
-                tls: &s.tls,
-                startup: &s.server_params,
-            })
-            .await
-            .map_err(|e| format!("auth_user {} cannot log in: {e}", s.server_user))?,
+            None => login(s.login_request(0, &s.addresses[0]))
+                .await
+                .map_err(|e| format!("auth_user {} cannot log in: {e}", s.server_user))?,
         };
         let (rows, outcome) = query_rows_with(&mut conn, &a.auth_query, &[user])
             .await

@@ -18,7 +18,7 @@ use super::{Lease, Pool, PoolError, PoolSettings};
 use crate::config::TargetSessionAttrs;
 use crate::live::{ConnState, Endpoints, TrafficStats};
 use crate::net::Address;
-use crate::server::{login, server_role, LoginRequest, ServerConn, ServerError};
+use crate::server::{login, server_role, ServerConn, ServerError};
 
 impl Pool {
     /// Opens a server for a counted slot, retrying transient failures with backoff.
@@ -207,20 +207,7 @@ impl Pool {
         address: &Address,
     ) -> Result<ServerConn, ServerError> {
         let id = self.next_server_id.fetch_add(1, Ordering::Relaxed) + 1;
-        login(LoginRequest {
-            id,
-            address,
-            user: &s.server_user,
-            database: &s.server_database,
-            credential: &s.credential,
-            connect_timeout: s.connect_timeout,
-            keepalive: s.keepalive,
-            read_size: s.read_size,
-            max_prepared_statements: s.max_prepared_statements,
-            tls: &s.tls,
-            startup: &s.server_params,
-        })
-        .await
+        login(s.login_request(id, address)).await
     }
 
     /// connect_query, then the server joins the pool's books and SHOW SERVERS.

@@ -12,7 +12,7 @@ use super::PoolKey;
 use crate::auth::{Secret, Userlist};
 use crate::config::{Config, DatabaseSettings, TargetSessionAttrs};
 use crate::net::Address;
-use crate::server::Credential;
+use crate::server::{Credential, LoginRequest};
 use crate::tls::ServerTls;
 
 #[derive(Debug, Clone)]
@@ -111,6 +111,23 @@ impl PoolSettings {
             server_login_retry: p.server_login_retry,
             tls: tls.clone(),
             server_params: db.server_params.clone(),
+        }
+    }
+
+    /// The login of one server of this pool at `address` (server `id`).
+    pub(crate) fn login_request<'a>(&'a self, id: u64, address: &'a Address) -> LoginRequest<'a> {
+        LoginRequest {
+            id,
+            address,
+            user: &self.server_user,
+            database: &self.server_database,
+            credential: &self.credential,
+            connect_timeout: self.connect_timeout,
+            keepalive: self.keepalive,
+            read_size: self.read_size,
+            max_prepared_statements: self.max_prepared_statements,
+            tls: &self.tls,
+            startup: &self.server_params,
         }
     }
 
