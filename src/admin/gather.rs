@@ -48,7 +48,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
             ..PoolRow::default()
         });
     }
-    snap.hosts = host_rows(shared, &servers);
+    snap.hosts = host_rows(shared);
     snap.clients = clients.iter().map(|c| conn_row(c, "C", 0)).collect();
     snap.servers = servers
         .iter()
@@ -200,27 +200,29 @@ fn stats_row(db: &str, t: TrafficTotals, avg: TrafficTotals) -> StatsRow {
 }
 
 /// SHOW HOSTS: what the pools learnt of each database host, with the servers held there.
-fn host_rows(shared: &Shared, servers: &[std::sync::Arc<ConnInfo>]) -> Vec<HostRow> {
-    let known = shared.pools.hosts.snapshot();
-    known
+fn host_rows(shared: &Shared) -> Vec<HostRow> {
+    let held = shared.pools.servers.by_server_address();
+    shared
+        .pools
+        .hosts
+        .snapshot()
         .into_iter()
         .map(|(host, state)| {
             let in_state = |st: ConnState| {
-                servers
-                    .iter()
-                    .filter(|s| s.server_address() == host && s.state() == st)
-                    .count() as u64
+                held.get(&host)
+                    .and_then(|by_state| by_state.get(&st))
+                    .copied()
+                    .unwrap_or(0) as u64
             };
-            let (sv_active, sv_idle) = (in_state(ConnState::Active), in_state(ConnState::Idle));
             HostRow {
-                host,
                 role: state.role.map_or("unknown", |r| r.name()).to_string(),
                 healthy: state.healthy,
                 lag_ms: state.role.and_then(|r| r.lag).map(|l| l.as_millis() as u64),
-                sv_active,
-                sv_idle,
+                sv_active: in_state(ConnState::Active),
+                sv_idle: in_state(ConnState::Idle),
                 checked_ms_ago: state.checked.map(|c| c.elapsed().as_millis() as u64),
                 last_error: state.last_error,
+                host,
             }
         })
         .collect()

@@ -5,9 +5,6 @@
 
 use super::reader::{self, Section};
 
-/// The auth_query keys of [pooler], in pooler.toml.example order.
-pub const AUTH_QUERY_KEYS: &[&str] = &["auth_user", "auth_query", "auth_dbname", "auth_hba_file"];
-
 /// PgBouncer's default: a user's name and stored secret (md5 or SCRAM), NULL when it has none.
 pub const DEFAULT_AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename=$1";
 

@@ -14,12 +14,6 @@ use toml::Value;
 use super::duration::format as dur;
 use super::reader::{self, Section};
 
-/// The failover keys of [pooler], in pooler.toml.example order.
-#[rustfmt::skip]
-pub const FAILOVER_KEYS: &[&str] = &[
-    "target_session_attrs", "max_replica_lag", "failover_hold_timeout", "host_check_period",
-];
-
 /// Which servers a pool may use, with libpq's names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TargetSessionAttrs {
@@ -143,7 +137,7 @@ impl FailoverSettings {
         }
     }
 
-    /// SHOW CONFIG values, in FAILOVER_KEYS order.
+    /// SHOW CONFIG values, in POOLER_KEYS order.
     pub(super) fn show_values(&self) -> Vec<(&'static str, String)> {
         vec![
             (

@@ -14,13 +14,6 @@ use super::duration::format as dur;
 use super::error::ConfigProblem;
 use super::reader::{self, toml_key, Section};
 
-/// The fleet keys of [pooler], in pooler.toml.example order.
-#[rustfmt::skip]
-pub const FLEET_KEYS: &[&str] = &[
-    "so_reuseport", "peer_id_from_hostname", "peers_dns",
-    "shutdown_accept_delay", "shutdown_idle_grace", "auto_reload",
-];
-
 /// The keys of one `[peers.<id>]` entry.
 pub const PEER_KEYS: &[&str] = &["host", "port"];
 
@@ -85,7 +78,7 @@ impl FleetSettings {
         sec.set("auto_reload", &mut self.auto_reload, reader::boolean);
     }
 
-    /// SHOW CONFIG values, in FLEET_KEYS order.
+    /// SHOW CONFIG values, in POOLER_KEYS order.
     pub(super) fn show_values(&self) -> Vec<(&'static str, String)> {
         vec![
             ("so_reuseport", self.so_reuseport.to_string()),

@@ -26,12 +26,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-pub use auth_query::{AuthQuerySettings, AUTH_QUERY_KEYS, DEFAULT_AUTH_QUERY};
+pub use auth_query::{AuthQuerySettings, DEFAULT_AUTH_QUERY};
 pub use database::{DatabaseSettings, UserSettings, DATABASE_KEYS, USER_KEYS};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigErrors, ConfigProblem};
-pub use failover::{FailoverSettings, TargetSessionAttrs, FAILOVER_KEYS};
-pub use fleet::{FleetSettings, PeerSettings, FLEET_KEYS, PEER_KEYS};
+pub use failover::{FailoverSettings, TargetSessionAttrs};
+pub use fleet::{FleetSettings, PeerSettings, PEER_KEYS};
 pub use kinds::{AuthType, LogFormat, PoolMode, SslMode};
 pub use pooler::{PoolerSettings, POOLER_KEYS};
 pub use process::{syslog_facility_code, ProcessSettings};

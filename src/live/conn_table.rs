@@ -53,6 +53,19 @@ impl ConnTable {
         all
     }
 
+    /// Server connections per server address (`ConnInfo::server_address`), by state: what
+    /// host ordering, SHOW HOSTS and the host metrics count.
+    pub(crate) fn by_server_address(&self) -> HashMap<String, HashMap<ConnState, usize>> {
+        let mut out: HashMap<String, HashMap<ConnState, usize>> = HashMap::new();
+        for info in self.list() {
+            *out.entry(info.server_address())
+                .or_default()
+                .entry(info.state())
+                .or_default() += 1;
+        }
+        out
+    }
+
     pub(crate) fn get(&self, id: u64) -> Option<Arc<ConnInfo>> {
         self.conns
             .lock()

@@ -9,7 +9,7 @@ use crate::live::ConnState;
 use crate::state::Shared;
 
 pub(super) fn refresh(shared: &Shared, e: &Exporter) {
-    let servers = shared.pools.servers.list();
+    let held = shared.pools.servers.by_server_address();
     for (host, state) in shared.pools.hosts.snapshot() {
         let labels = vec![("host", host.clone())];
         e.gauge(names::HOST_UP, &labels, f64::from(u8::from(state.healthy)));
@@ -24,10 +24,11 @@ pub(super) fn refresh(shared: &Shared, e: &Exporter) {
         for (name, st) in [("active", ConnState::Active), ("idle", ConnState::Idle)] {
             let mut with_state = labels.clone();
             with_state.push(("state", name.to_string()));
-            let n = servers
-                .iter()
-                .filter(|s| s.server_address() == host && s.state() == st)
-                .count();
+            let n = held
+                .get(&host)
+                .and_then(|by_state| by_state.get(&st))
+                .copied()
+                .unwrap_or(0);
             e.gauge(names::HOST_SERVERS, &with_state, n as f64);
         }
     }

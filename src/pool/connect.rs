@@ -5,7 +5,6 @@
 //! later clients fail at once. Also the warm-up connects min_pool_size asks for, and the host
 //! checks that keep each host's role and lag known. Called from `server_pool` and maintenance.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -109,11 +108,12 @@ impl Pool {
             let conn = self.login_at(&s, address).await?;
             return self.finish_open(conn, &s, address).await;
         }
-        let busy = self.servers_per_host();
+        let busy = self.servers.by_server_address();
         let candidates = self
             .hosts
             .order(&s.addresses, s.target, s.max_replica_lag, |a| {
-                busy.get(&a.host_port()).copied().unwrap_or(0)
+                busy.get(&a.to_string())
+                    .map_or(0, |by_state| by_state.values().sum())
             });
         let mut reasons = Vec::new();
         let mut fallback: Option<(ServerConn, Address)> = None;
@@ -191,15 +191,6 @@ impl Pool {
         }
     }
 
-    /// Servers pgsluice holds per (host, port), from SHOW SERVERS's table.
-    fn servers_per_host(&self) -> HashMap<(String, u16), usize> {
-        let mut busy = HashMap::new();
-        for info in self.servers.list() {
-            *busy.entry((info.addr.clone(), info.port)).or_default() += 1;
-        }
-        busy
-    }
-
     /// Connect and log in to one host, bounded by server_connect_timeout.
     async fn login_at(
         &self,
@@ -267,7 +258,6 @@ impl Pool {
             Ok(Err(e)) => self.hosts.failed(&address, &e.to_string()),
             Err(_) => self.hosts.failed(&address, "no answer to the host check"),
         }
-        self.hosts.count_check();
         self.hosts.end_check(&address);
     }
 

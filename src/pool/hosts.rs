@@ -65,7 +65,6 @@ pub(crate) struct HostRegistry {
     primaries: Mutex<HashMap<String, Primary>>,
     /// Switchovers per database, and the last hold's length, for the metrics.
     switchovers: Mutex<BTreeMap<String, (u64, Duration)>>,
-    pub(crate) checks: AtomicU64,
     /// Bumped whenever a host's role changes; the maintenance pass then has the pools that
     /// watch their hosts replace their servers.
     pub(crate) role_changes: AtomicU64,
@@ -229,11 +228,6 @@ impl HostRegistry {
     /// Switchovers seen per database, with the last hold's length.
     pub(crate) fn switchovers(&self) -> BTreeMap<String, (u64, Duration)> {
         self.switchovers.lock().expect("switchovers lock").clone()
-    }
-
-    /// How many host checks ran (tests and the admin console).
-    pub(crate) fn count_check(&self) {
-        self.checks.fetch_add(1, Ordering::Relaxed);
     }
 }
 
