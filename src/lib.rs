@@ -3,7 +3,7 @@
 //! Data flow: listener (`app`) ─▶ `client` (startup, auth) ─▶ route (database, user → pool)
 //! ─▶ `pool` checkout (FIFO wait queue, limits) ─▶ `server` (reuse idle / connect + login)
 //! ─▶ `relay` (forward byte-exact, track what Postgres owes) ─▶ release (reset) ─▶ checkin.
-//! Layers call downward only: protocol ← auth ← server/pool ← relay ← client ← app.
+//! Layers call downward only: protocol ← auth ← server/pool ← notify/relay ← client ← app.
 //!
 //! `protocol`, `auth` and `config` are public because they are sans-io parsers that the fuzz
 //! targets and benches drive directly; everything else is internal, except the one hidden entry
@@ -19,6 +19,7 @@ pub(crate) mod histogram;
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod net;
+pub(crate) mod notify;
 pub(crate) mod open_files;
 pub(crate) mod pool;
 pub(crate) mod prepared;

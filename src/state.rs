@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     /// Certificates and keys loaded from the files [pooler] names; swapped whole on reload.
     tls: RwLock<Arc<TlsContext>>,
     pub(crate) pools: PoolRegistry,
+    /// Each pool's LISTEN connection, for LISTEN in transaction and statement pooling.
+    pub(crate) hubs: crate::notify::Hubs,
     pub(crate) cancels: CancelRegistry,
     /// Every connected client, for SHOW CLIENTS, KILL and KILL_CLIENT.
     pub(crate) client_table: Arc<ConnTable>,
@@ -89,6 +91,7 @@ impl Shared {
             userlist: RwLock::new(Arc::new(userlist)),
             tls: RwLock::new(Arc::new(tls)),
             pools: PoolRegistry::new(histograms),
+            hubs: crate::notify::Hubs::new(),
             cancels: CancelRegistry::default(),
             client_table: Arc::default(),
             control: Control::default(),

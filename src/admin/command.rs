@@ -25,6 +25,10 @@ pub(crate) enum ShowWhat {
     State,
     /// pgsluice's own: database hosts, their roles and lag.
     Hosts,
+    /// pgsluice's own: each pool's LISTEN connection.
+    Listeners,
+    /// pgsluice's own: the channels clients listen on, per pool.
+    Channels,
     Version,
     /// `SHOW client_encoding` and the like: the fixed answers PgBouncer gives drivers that
     /// probe session parameters on connect; one text column named `name`.
@@ -86,6 +90,8 @@ const SHOW_SUBJECTS: &[(&str, ShowWhat)] = &[
     ("LISTS", ShowWhat::Lists),
     ("STATE", ShowWhat::State),
     ("HOSTS", ShowWhat::Hosts),
+    ("LISTENERS", ShowWhat::Listeners),
+    ("CHANNELS", ShowWhat::Channels),
     ("VERSION", ShowWhat::Version),
 ];
 

@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 
 use super::control::RESTART_ONLY;
 use super::snapshot::{
-    pause_state, ConfigRow, ConnRow, DatabaseRow, HostRow, PoolRow, Snapshot, StatsRow, UserRow,
+    pause_state, ChannelRow, ConfigRow, ConnRow, DatabaseRow, HostRow, ListenerRow, PoolRow,
+    Snapshot, StatsRow, UserRow,
     LIST_NAMES,
 };
 use crate::live::{ConnInfo, ConnState, TrafficTotals};
@@ -49,6 +50,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Snapshot {
         });
     }
     snap.hosts = host_rows(shared);
+    (snap.listeners, snap.channels) = listener_rows(shared);
     snap.clients = clients.iter().map(|c| conn_row(c, "C", 0)).collect();
     snap.servers = servers
         .iter()
@@ -226,4 +228,41 @@ fn host_rows(shared: &Shared) -> Vec<HostRow> {
             }
         })
         .collect()
+}
+
+/// SHOW LISTENERS and SHOW CHANNELS: each pool's LISTEN connection and its channels.
+fn listener_rows(shared: &Shared) -> (Vec<ListenerRow>, Vec<ChannelRow>) {
+    let mut listeners = Vec::new();
+    let mut channels = Vec::new();
+    for hub in shared.hubs.all() {
+        let s = &hub.stats;
+        let (host, since) = s.server.lock().expect("hub stats").clone();
+        let pid = s.server_pid.load(Ordering::Relaxed);
+        let chans = s.channels.lock().expect("hub stats").clone();
+        listeners.push(ListenerRow {
+            database: hub.key.database.clone(),
+            user: hub.key.user.clone(),
+            state: s.state().name().to_string(),
+            host,
+            pid: (pid != 0).then_some(u64::from(pid)),
+            connected_s: since.map(|t| t.elapsed().as_secs()),
+            channels: chans.len() as u64,
+            subscribers: s.subscribers.load(Ordering::Relaxed),
+            received: s.received.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
+            slow_clients_cut: s.slow_clients_cut.load(Ordering::Relaxed),
+            reconnects: s.reconnects.load(Ordering::Relaxed),
+            loss_notices: s.loss_notices.load(Ordering::Relaxed),
+        });
+        for (channel, (subscribers, delivered)) in chans {
+            channels.push(ChannelRow {
+                database: hub.key.database.clone(),
+                user: hub.key.user.clone(),
+                channel,
+                subscribers: subscribers as u64,
+                delivered,
+            });
+        }
+    }
+    (listeners, channels)
 }

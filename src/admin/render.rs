@@ -14,10 +14,12 @@ use crate::protocol::backend::{
 };
 use conns::conns;
 use hosts::hosts;
+use listeners::{channels, listeners};
 use stats::{stats, stats_averages, stats_totals, totals};
 
 mod conns;
 mod hosts;
+mod listeners;
 mod stats;
 use crate::protocol::sqlstate;
 
@@ -80,7 +82,7 @@ pub(super) const VERSION_COLUMNS: &Columns = &[("version", Text)];
 pub(crate) fn help_text() -> Vec<&'static str> {
     vec![
         "SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
-        "SHOW LISTS|STATE|HOSTS",
+        "SHOW LISTS|STATE|HOSTS|LISTENERS|CHANNELS",
         "SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
         "SET key = arg",
         "RELOAD",
@@ -124,6 +126,8 @@ pub(crate) fn show(out: &mut BytesMut, what: ShowWhat, snap: &Snapshot) {
             snap.state.iter().map(|(k, v)| (k, text(v))),
         ),
         ShowWhat::Hosts => hosts(out, &snap.hosts),
+        ShowWhat::Listeners => listeners(out, &snap.listeners),
+        ShowWhat::Channels => channels(out, &snap.channels),
         ShowWhat::Version => {
             header(out, VERSION_COLUMNS);
             row(out, &[text(&snap.version)]);

@@ -180,6 +180,41 @@ pub(crate) struct Snapshot {
     pub(crate) version: String,
     /// SHOW HOSTS rows, by address.
     pub(crate) hosts: Vec<HostRow>,
+    /// SHOW LISTENERS rows, by pool.
+    pub(crate) listeners: Vec<ListenerRow>,
+    /// SHOW CHANNELS rows, by pool and channel.
+    pub(crate) channels: Vec<ChannelRow>,
+}
+
+/// One pool's LISTEN connection, for SHOW LISTENERS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ListenerRow {
+    pub(crate) database: String,
+    pub(crate) user: String,
+    /// idle | connecting | listening | reconnecting.
+    pub(crate) state: String,
+    /// The server host it is connected to ("" without a connection).
+    pub(crate) host: String,
+    /// Its backend pid (None without a connection).
+    pub(crate) pid: Option<u64>,
+    pub(crate) connected_s: Option<u64>,
+    pub(crate) channels: u64,
+    pub(crate) subscribers: u64,
+    pub(crate) received: u64,
+    pub(crate) delivered: u64,
+    pub(crate) slow_clients_cut: u64,
+    pub(crate) reconnects: u64,
+    pub(crate) loss_notices: u64,
+}
+
+/// One channel of one pool, for SHOW CHANNELS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ChannelRow {
+    pub(crate) database: String,
+    pub(crate) user: String,
+    pub(crate) channel: String,
+    pub(crate) subscribers: u64,
+    pub(crate) delivered: u64,
 }
 
 /// One database host, for SHOW HOSTS.

@@ -2,7 +2,7 @@
 //! before a client uses a server, the server is given exactly the client's settings; after a
 //! transaction that may have changed them, they are read back from Postgres; state that cannot
 //! move with the client (advisory locks, temporary tables, SQL prepared statements, WITH HOLD
-//! cursors, LISTEN) pins it to its server until that state is gone — visibly, in SHOW CLIENTS,
+//! cursors) pins it to its server until that state is gone — visibly, in SHOW CLIENTS,
 //! in `pgsluice_clients_pinned` and in the log.
 
 use bytes::BytesMut;
@@ -39,11 +39,12 @@ pub(super) async fn apply_to(
 /// After a transaction that may have changed the session: reads its state back from the
 /// server so that it follows the client, and pins the client when some of it cannot. A
 /// startup parameter the client RESET gets its startup value back at once, and the client is
-/// told of it.
+/// told of it. True when the session listens on a channel (its LISTENs follow it another
+/// way: `listen`).
 pub(super) async fn read_back(
     client: &mut PoolClient<'_>,
     server: &mut ServerConn,
-) -> Result<(), ClientError> {
+) -> Result<bool, ClientError> {
     // Custom settings it holds (from startup, or read back before) must be read back too.
     let held = client
         .settings
@@ -80,7 +81,7 @@ pub(super) async fn read_back(
         }
         tell_changes(client, server).await?;
     }
-    Ok(())
+    Ok(snapshot.listening)
 }
 
 /// Records why the client is pinned ("" when it is not) where SHOW CLIENTS and the metrics

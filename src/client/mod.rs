@@ -7,6 +7,7 @@ mod auth;
 mod cancel;
 mod error;
 mod follow;
+mod listen;
 mod pool_client;
 mod session;
 mod settings;
@@ -150,6 +151,7 @@ async fn handle(
     let mut attached = pool_client::PoolClient {
         pin_session_state,
         read_back_always,
+        listen: None,
         shared,
         stream,
         pump,

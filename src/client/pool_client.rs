@@ -45,6 +45,8 @@ pub(crate) struct PoolClient<'a> {
     pub(crate) pin_session_state: bool,
     /// session_read_back_always for its pool: read back after every transaction.
     pub(crate) read_back_always: bool,
+    /// Its LISTENs (transaction and statement pooling); None while it listens on nothing.
+    pub(crate) listen: Option<Box<super::listen::ClientListen>>,
 }
 
 /// Why relaying for this client stopped.

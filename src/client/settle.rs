@@ -115,7 +115,12 @@ async fn settle_event(
         Event::ClientIdleTimeout(limit) => Err(ClientError::IdleTimeout(limit)),
         Event::Killed => Err(ClientError::Killed),
     };
-    if cancels_quiet {
+    if super::listen::on_server(client) {
+        // It LISTENs for the client, and nothing tells whether the client's transaction
+        // changed that: only closing it is sure to leave nobody a subscription.
+        tracing::info!("closing server: it still listens on the client's channels");
+        lease.discard();
+    } else if cancels_quiet {
         let cut = if client.pump.is_clean() {
             ClientLeft::BetweenMessages
         } else {

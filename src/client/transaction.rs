@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 use super::follow::{self, ApplyError};
+use super::listen::{self, HandOverError};
 use super::pool_client::{Event, PoolClient};
 use super::settle::{after_transaction, settle, ClientLeft, Leftover};
 use super::ClientError;
@@ -120,6 +121,23 @@ async fn serve_request(
                 Err(served) => return served,
             },
         };
+        match listen::hand_over(client, lease.server()).await {
+            Ok(()) => {}
+            Err(HandOverError::Server(e)) if !was_pinned && dead_in_a_row < MAX_DEAD_IN_A_ROW => {
+                tracing::info!(error = %e, "server failed while taking the client's LISTENs; using another");
+                lease.discard();
+                dead_in_a_row += 1;
+                continue;
+            }
+            Err(HandOverError::Server(e)) => {
+                lease.discard();
+                return Served::End(Err(e.into()));
+            }
+            Err(HandOverError::Client(e)) => {
+                lease.discard();
+                return Served::End(Err(e));
+            }
+        }
         client.point_cancel(lease.server());
         client.link(lease.server());
         tracing::debug!(
@@ -136,10 +154,25 @@ async fn serve_request(
         client.unlink(lease.server());
         tracing::debug!(client = client.client_id, ?event, "server detached");
         let read_back = client.settings.effects.changed || client.read_back_always;
-        if matches!(event, Event::Relay(RelayEnd::Idle)) && read_back {
-            if let Err(e) = follow::read_back(client, lease.server()).await {
+        let idle = matches!(event, Event::Relay(RelayEnd::Idle));
+        let mut listening = false;
+        if idle && read_back {
+            match follow::read_back(client, lease.server()).await {
+                Ok(listens) => listening = listens,
+                Err(e) => {
+                    lease.discard();
+                    return Served::End(Err(e));
+                }
+            }
+        }
+        if idle {
+            if let Err(e) = listen::hand_back(client, lease.server(), listening).await {
                 lease.discard();
-                return Served::End(Err(e));
+                if !matches!(e, ClientError::Server(_)) {
+                    return Served::End(Err(e));
+                }
+                tracing::info!(error = %e, "closing server: handing the client's LISTENs back failed");
+                return Served::Next;
             }
         }
         match event {
@@ -205,7 +238,8 @@ async fn checkout_and_apply(
 /// How many dead servers in a row one request may skip before its client is told.
 const MAX_DEAD_IN_A_ROW: u32 = 3;
 
-/// Waits, with no server, for the client's next request. False when the client is done
+/// Waits, with no server, for the client's next request, writing it the notifications of
+/// the channels it listens on meanwhile. False when the client is done
 /// (Terminate or end of stream). client_idle_timeout counts from the client's last bytes, so
 /// a client that sent half a message and stalled is closed by it (57P05), as an idle one.
 /// While draining, an idle client has shutdown_idle_grace to start its next transaction (the
@@ -236,6 +270,10 @@ async fn wait_for_request(
             () = client.info.killed() => return Err(ClientError::Killed),
             () = sleep_until_or_forever(drain_deadline) => return Err(ClientError::ShuttingDown),
             Ok(()) = shutdown.changed(), if drain_deadline.is_none() => continue,
+            note = listen::next(&mut client.listen) => match note {
+                Ok(frame) => listen::deliver(client, frame).await?,
+                Err(reason) => return Err(listen::cut_off(reason)),
+            },
         }
     }
 }

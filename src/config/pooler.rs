@@ -35,6 +35,7 @@ pub const POOLER_KEYS: &[&str] = &[
     "cancel_wait_timeout", "shutdown_timeout",
     "ignore_startup_parameters", "max_packet_size", "pkt_buf", "tcp_keepalive", "tcp_user_timeout",
     "max_prepared_statements", "max_client_prepared_statements", "max_client_prepared_bytes",
+    "notify_queue_size",
     "peer_id", "application_name_add_host",
     "log_format", "verbose", "log_connections", "log_disconnections", "log_pooler_errors",
     "stats_period", "metrics_addr", "logfile", "pidfile", "syslog", "syslog_ident",
@@ -161,6 +162,9 @@ pub struct PoolerSettings {
     pub max_client_prepared_statements: usize,
     /// pgsluice's own: total bytes of query text (and names) one client's statements may hold.
     pub max_client_prepared_bytes: usize,
+    /// pgsluice's own: notifications waiting for one LISTEN client in transaction and
+    /// statement pooling; a client that lets more pile up is disconnected.
+    pub notify_queue_size: usize,
     /// This instance's id in cancel keys, so peers can forward cancels to each other.
     pub peer_id: u16,
     /// Append the client's address to application_name.
@@ -242,6 +246,7 @@ impl Default for PoolerSettings {
             max_prepared_statements: 200,
             max_client_prepared_statements: 1000,
             max_client_prepared_bytes: 16 * 1024 * 1024,
+            notify_queue_size: 1000,
             peer_id: 0,
             application_name_add_host: false,
             log_format: LogFormat::Plain,
@@ -324,7 +329,7 @@ impl PoolerSettings {
         for (key, target) in booleans {
             sec.set(key, target, reader::boolean);
         }
-        let counts: [(&str, &mut usize); 9] = [
+        let counts: [(&str, &mut usize); 10] = [
             ("min_pool_size", &mut self.min_pool_size),
             ("reserve_pool_size", &mut self.reserve_pool_size),
             ("max_db_connections", &mut self.max_db_connections),
@@ -346,6 +351,7 @@ impl PoolerSettings {
                 "max_client_prepared_bytes",
                 &mut self.max_client_prepared_bytes,
             ),
+            ("notify_queue_size", &mut self.notify_queue_size),
         ];
         for (key, target) in counts {
             sec.set(key, target, reader::count);

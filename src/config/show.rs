@@ -118,6 +118,7 @@ fn values(p: &PoolerSettings) -> Vec<(&'static str, String)> {
             "max_client_prepared_bytes",
             p.max_client_prepared_bytes.to_string(),
         ),
+        ("notify_queue_size", p.notify_queue_size.to_string()),
         ("peer_id", p.peer_id.to_string()),
         (
             "application_name_add_host",

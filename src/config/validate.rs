@@ -35,6 +35,12 @@ fn check_pooler(config: &Config, problems: &mut Vec<ConfigProblem>) {
                 .to_string(),
         );
     }
+    if p.notify_queue_size == 0 {
+        problem(
+            "notify_queue_size",
+            "must be at least 1: each LISTEN client needs room for one notification".to_string(),
+        );
+    }
     if p.min_pool_size > p.default_pool_size {
         problem(
             "min_pool_size",

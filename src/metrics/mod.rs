@@ -7,6 +7,7 @@
 
 mod health;
 mod hosts;
+mod listen;
 mod http;
 pub(crate) mod names;
 mod scrape;

@@ -8,7 +8,7 @@
 pub(crate) const CLIENTS: &str = "pgsluice_clients";
 /// Clients per pool pinned to their server in transaction pooling, by kind of session state
 /// that cannot move (`reason` = advisory lock | temporary table | prepared statement |
-/// cursor WITH HOLD | LISTEN).
+/// cursor WITH HOLD).
 pub(crate) const CLIENTS_PINNED: &str = "pgsluice_clients_pinned";
 /// Server connections per pool by state (`state` = active | idle | login).
 pub(crate) const SERVERS: &str = "pgsluice_servers";
@@ -60,6 +60,17 @@ pub(crate) const HOST_SERVERS: &str = "pgsluice_host_servers";
 /// Per database: primaries that changed, and how long the last failover held new transactions.
 pub(crate) const SWITCHOVERS: &str = "pgsluice_switchovers_total";
 pub(crate) const FAILOVER_HOLD: &str = "pgsluice_failover_hold_seconds";
+/// LISTEN in transaction and statement pooling, per pool: whether its LISTEN connection is
+/// up, its subscribers and channels, notifications received and queued for clients, clients
+/// cut off for not reading, reconnects and lost-notifications notices.
+pub(crate) const LISTEN_UP: &str = "pgsluice_listen_connection_up";
+pub(crate) const LISTEN_SUBSCRIBERS: &str = "pgsluice_listen_subscribers";
+pub(crate) const LISTEN_CHANNELS: &str = "pgsluice_listen_channels";
+pub(crate) const NOTIFICATIONS_RECEIVED: &str = "pgsluice_notifications_received_total";
+pub(crate) const NOTIFICATIONS_DELIVERED: &str = "pgsluice_notifications_delivered_total";
+pub(crate) const LISTEN_SLOW_CLIENTS: &str = "pgsluice_listen_slow_clients_cut_total";
+pub(crate) const LISTEN_RECONNECTS: &str = "pgsluice_listen_reconnects_total";
+pub(crate) const NOTIFICATION_LOSS_NOTICES: &str = "pgsluice_notification_loss_notices_total";
 /// Histograms per pool, in seconds.
 pub(crate) const WAIT_SECONDS: &str = "pgsluice_client_wait_seconds";
 pub(crate) const TRANSACTION_SECONDS: &str = "pgsluice_transaction_duration_seconds";
@@ -75,7 +86,7 @@ pub(crate) enum Kind {
 
 /// Every metric with its kind and one-line meaning.
 #[rustfmt::skip]
-pub(crate) const HELP: [(&str, Kind, &str); 36] = [
+pub(crate) const HELP: [(&str, Kind, &str); 44] = [
     (CLIENTS, Kind::Gauge, "Clients of the pool by state: active (linked to a server), waiting (queued for one), idle."),
     (CLIENTS_PINNED, Kind::Gauge, "Transaction-pooling clients kept on their server by session state that cannot move, by reason."),
     (SERVERS, Kind::Gauge, "Server connections of the pool by state: active (linked to a client), idle, login (being opened)."),
@@ -109,6 +120,14 @@ pub(crate) const HELP: [(&str, Kind, &str); 36] = [
     (HOST_SERVERS, Kind::Gauge, "Server connections pgsluice holds on the database host, by state (active | idle)."),
     (SWITCHOVERS, Kind::Counter, "Times the primary of the database moved to another host."),
     (FAILOVER_HOLD, Kind::Gauge, "How long the last failover of the database held new transactions, in seconds."),
+    (LISTEN_UP, Kind::Gauge, "1 while the pool's LISTEN connection is open and listening, else 0."),
+    (LISTEN_SUBSCRIBERS, Kind::Gauge, "Transaction/statement-pooling clients of the pool that listen on at least one channel."),
+    (LISTEN_CHANNELS, Kind::Gauge, "Channels the pool's clients listen on (the LISTEN connection's channels)."),
+    (NOTIFICATIONS_RECEIVED, Kind::Counter, "Notifications Postgres sent on the pool's LISTEN connection."),
+    (NOTIFICATIONS_DELIVERED, Kind::Counter, "Notifications queued for the pool's clients (one per client reached)."),
+    (LISTEN_SLOW_CLIENTS, Kind::Counter, "Clients disconnected because notify_queue_size notifications waited for them."),
+    (LISTEN_RECONNECTS, Kind::Counter, "Times the pool's LISTEN connection was lost and opened again."),
+    (NOTIFICATION_LOSS_NOTICES, Kind::Counter, "Warnings sent to clients that notifications may have been lost (SQLSTATE 08006)."),
     (WAIT_SECONDS, Kind::Histogram, "Time a client waited for a server before its transaction could start."),
     (TRANSACTION_SECONDS, Kind::Histogram, "Transaction duration as seen by the pooler."),
     (QUERY_SECONDS, Kind::Histogram, "Query duration as seen by the pooler."),

@@ -121,6 +121,7 @@ pub(crate) fn refresh(shared: &Shared, e: &Exporter) {
     );
     process_counters(shared, e);
     super::hosts::refresh(shared, e);
+    super::listen::refresh(shared, e);
 }
 
 /// A forced-user database pools every client under its forced user.

@@ -91,7 +91,10 @@ impl Pool {
 
     /// One connect + login + connect_query, bounded by server_connect_timeout per host.
     pub(super) async fn connect_once(&self) -> Result<ServerConn, ServerError> {
-        let result = self.connect_and_login().await;
+        let result = match self.connect_and_login().await {
+            Ok((conn, address)) => self.finish_open(conn, &address).await,
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(_) => TrafficStats::add(&self.stats.servers_opened, 1),
             Err(_) => TrafficStats::add(&self.stats.server_login_failures, 1),
@@ -101,12 +104,12 @@ impl Pool {
 
     /// Tries the hosts best first and keeps the first server whose role fits the pool's
     /// target (for prefer-standby, a primary only when no standby will do).
-    async fn connect_and_login(&self) -> Result<ServerConn, ServerError> {
+    async fn connect_and_login(&self) -> Result<(ServerConn, Address), ServerError> {
         let s = self.settings();
         if !s.watches_hosts() {
-            let address = &s.addresses[0];
-            let conn = self.login_at(&s, address).await?;
-            return self.finish_open(conn, &s, address).await;
+            let address = s.addresses[0].clone();
+            let conn = self.login_at(&s, &address).await?;
+            return Ok((conn, address));
         }
         let busy = self.servers.by_server_address();
         let candidates = self
@@ -166,10 +169,10 @@ impl Pool {
             if let Some((mut spare, _)) = fallback.take() {
                 spare.terminate_now();
             }
-            return self.finish_open(conn, &s, &address).await;
+            return Ok((conn, address));
         }
-        if let Some((conn, address)) = fallback {
-            return self.finish_open(conn, &s, &address).await;
+        if let Some(found) = fallback {
+            return Ok(found);
         }
         Err(ServerError::NoHostFits(format!(
             "{} ({})",
@@ -201,19 +204,34 @@ impl Pool {
         login(s.login_request(id, address)).await
     }
 
-    /// connect_query, then the server joins the pool's books and SHOW SERVERS.
-    async fn finish_open(
-        &self,
-        mut conn: ServerConn,
-        s: &PoolSettings,
-        address: &Address,
-    ) -> Result<ServerConn, ServerError> {
+    /// A server connection of the pool's login on the host its target asks for, with
+    /// connect_query run, that is never lent to a client nor counted in the pool: the one a
+    /// pool LISTENs on for its clients.
+    pub(crate) async fn open_unpooled(&self) -> Result<ServerConn, ServerError> {
+        let (mut conn, _) = self.connect_and_login().await?;
+        self.run_connect_query(&mut conn).await?;
+        Ok(conn)
+    }
+
+    async fn run_connect_query(&self, conn: &mut ServerConn) -> Result<(), ServerError> {
+        let s = self.settings();
         if let Some(q) = s.connect_query.as_deref().filter(|q| !q.trim().is_empty()) {
-            let outcome = crate::server::simple_query(&mut conn, q).await?;
+            let outcome = crate::server::simple_query(conn, q).await?;
             if let Some((code, message)) = outcome.error {
                 return Err(ServerError::Rejected { code, message });
             }
         }
+        Ok(())
+    }
+
+    /// connect_query, then the server joins the pool's books and SHOW SERVERS.
+    async fn finish_open(
+        &self,
+        mut conn: ServerConn,
+        address: &Address,
+    ) -> Result<ServerConn, ServerError> {
+        self.run_connect_query(&mut conn).await?;
+        let s = self.settings();
         let id = conn.id();
         tracing::info!(server = id, pool = %self.key.database, user = %self.key.user, %address, tls = %conn.tls(), "server connection opened");
         self.login_reports.server_logged_in(conn.params());

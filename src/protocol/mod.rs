@@ -8,6 +8,7 @@ pub mod backend;
 pub mod codec;
 pub mod extended;
 pub mod frontend;
+pub mod notification;
 pub mod params;
 pub mod scanner;
 pub mod session_effects;

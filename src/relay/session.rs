@@ -119,7 +119,11 @@ pub(crate) async fn relay(
     activity: &mut Activity,
     stops: RelayStops,
 ) -> RelayEnd {
-    if stops.stop_at_idle && tracker.is_idle() && client.pump.is_empty() && !server.has_unread() {
+    if stops.stop_at_idle
+        && tracker.is_idle()
+        && client.pump.is_empty()
+        && !server.has_unread_bytes()
+    {
         return RelayEnd::Idle;
     }
     let ClientSide {

@@ -1,7 +1,8 @@
 //! Requests pgsluice itself sends to a server outside any client's relay: ROLLBACK,
 //! server_reset_query, and the queries of `session`. Replies are read through the server's
 //! own inbound pump (so no byte of a half-read message is lost) and discarded, keeping the
-//! first error and the ParameterStatus values Postgres reports.
+//! first error, the ParameterStatus values Postgres reports and any notification (for the
+//! client whose LISTEN it answers).
 
 use bytes::BytesMut;
 use postgres_protocol::message::frontend;
@@ -86,7 +87,7 @@ pub(crate) async fn query_rows_with(
 }
 
 /// Writes `sql` as a simple Query; the tracker owes its one ReadyForQuery.
-async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, ServerError> {
+pub(super) async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, ServerError> {
     let mut out = BytesMut::new();
     frontend::query(sql, &mut out)?;
     server.stream.write_all(&out).await?;
@@ -98,19 +99,24 @@ async fn send_query(server: &mut ServerConn, sql: &str) -> Result<Tracker, Serve
 
 /// Backend messages `read_replies` reads whole when it collects rows.
 fn rows_must_buffer(tag: u8) -> bool {
-    tag == backend_tag::DATA_ROW || backend_must_buffer(tag)
+    tag == backend_tag::DATA_ROW || replies_must_buffer(tag)
+}
+
+/// Backend messages `read_replies` always reads whole: a notification is kept for its client.
+fn replies_must_buffer(tag: u8) -> bool {
+    tag == backend_tag::NOTIFICATION_RESPONSE || backend_must_buffer(tag)
 }
 
 /// Reads replies until `tracker` owes nothing, keeping the first error and the
 /// ParameterStatus values, and the DataRows when `rows` is given.
-async fn read_replies(
+pub(super) async fn read_replies(
     server: &mut ServerConn,
     tracker: &mut Tracker,
     mut rows: Option<&mut Vec<Vec<Option<String>>>>,
 ) -> Result<QueryOutcome, ServerError> {
     let must_buffer = match rows {
         Some(_) => rows_must_buffer,
-        None => backend_must_buffer,
+        None => replies_must_buffer,
     };
     let mut malformed = false;
     let mut outcome = QueryOutcome::default();
@@ -120,6 +126,7 @@ async fn read_replies(
             stream,
             inbound,
             params,
+            notifications,
             ..
         } = server;
         let mut handler = |tag: u8, body: Option<&[u8]>| {
@@ -135,6 +142,9 @@ async fn read_replies(
                         f.code.unwrap_or_else(|| sqlstate::INTERNAL_ERROR.into()),
                         f.message.unwrap_or_default(),
                     ));
+                }
+                (backend_tag::NOTIFICATION_RESPONSE, Some(b)) => {
+                    notifications.push(crate::protocol::notification::frame(b));
                 }
                 (backend_tag::DATA_ROW, Some(b)) => match (rows.as_deref_mut(), data_row(b)) {
                     (Some(rows), Some(row)) => rows.push(row),

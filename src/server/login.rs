@@ -185,6 +185,7 @@ async fn login_inner(req: &LoginRequest<'_>) -> Result<ServerConn, ServerError> 
             .unwrap_or_else(|| req.user.to_string()),
         params,
         applied: BTreeMap::new(),
+        notifications: Vec::new(),
         local,
         registration: None,
         generation: 0,

@@ -7,6 +7,7 @@ mod cancel;
 mod custom_names;
 mod encrypt;
 mod exchange;
+mod listen;
 mod login;
 mod reset;
 mod role;
@@ -20,6 +21,10 @@ pub(crate) use cancel::{
 };
 pub(crate) use custom_names::CustomNames;
 pub(crate) use exchange::{query_rows_with, quote_literal, simple_query};
+pub(crate) use listen::{
+    listening_channels, read_messages, read_notifications, send_query as send_query_only,
+    unlisten_all,
+};
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;
 pub(crate) use role::{server_role, ServerRole};
@@ -48,6 +53,10 @@ pub(crate) struct ServerConn {
     /// The user it logged in as (session_authorization at login), which a client's
     /// SET SESSION AUTHORIZATION is compared with.
     login_user: String,
+    /// NotificationResponse frames Postgres sent while pgsluice itself was reading replies
+    /// (a client's LISTEN being handed over, `listen`): kept in order for that client, never
+    /// dropped unseen and never left for another.
+    notifications: Vec<bytes::Bytes>,
     /// Statements pgsluice prepared on this server under pooler-wide names.
     prepared: ServerStatements,
     /// Local end of the TCP connection (None over a Unix socket).
@@ -174,7 +183,17 @@ impl ServerConn {
 
     /// Postgres sent something that nobody has read (a pooled server must have nothing).
     pub(crate) fn has_unread(&self) -> bool {
+        !self.inbound.is_empty() || !self.notifications.is_empty()
+    }
+
+    /// Bytes from Postgres are buffered that nobody has read yet.
+    pub(crate) fn has_unread_bytes(&self) -> bool {
         !self.inbound.is_empty()
+    }
+
+    /// The notifications read while pgsluice read replies, oldest first.
+    pub(crate) fn take_notifications(&mut self) -> Vec<bytes::Bytes> {
+        std::mem::take(&mut self.notifications)
     }
 
     /// Everything read from it was relayed whole, and nothing waits to be written.

@@ -3,8 +3,8 @@
 //! parameter at source "session": set what differs, RESET what the last client left), and
 //! `capture` reads back from Postgres what a client's transaction left behind — its settings,
 //! reported or not, its role, and the state that cannot follow it to another server (advisory
-//! locks, temporary tables, SQL prepared statements, WITH HOLD cursors, LISTEN), which pins
-//! the client. `ServerConn::applied` is what pgsluice knows is set on the server; it is
+//! locks, temporary tables, SQL prepared statements, WITH HOLD cursors), which pins the
+//! client, and whether it listens on a channel (LISTEN follows the client another way). `ServerConn::applied` is what pgsluice knows is set on the server; it is
 //! complete after either, which is what keeps one client's settings from reaching another.
 
 use std::collections::BTreeMap;
@@ -16,15 +16,15 @@ use super::{ServerConn, ServerError};
 const SESSION_AUTHORIZATION: &str = "session_authorization";
 
 /// The kinds of session state that cannot move to another server, as `capture` names them.
-pub(crate) const PIN_REASONS: [&str; 5] = [
+pub(crate) const PIN_REASONS: [&str; 4] = [
     "advisory lock",
     "temporary table",
     "prepared statement",
     "cursor WITH HOLD",
-    "LISTEN",
 ];
 
-/// One row per setting at source "session" ('s'), one per kind of pinning state ('p'). `role`
+/// One row per setting at source "session" ('s'), one per kind of pinning state ('p'), one
+/// when the session listens on a channel ('l'). `role`
 /// and `session_authorization` are not in pg_settings, so they are read on their own.
 const CAPTURE_SQL: &str = "\
 SELECT 's', name, setting FROM pg_catalog.pg_settings WHERE source = 'session' \
@@ -39,7 +39,7 @@ UNION ALL SELECT 'p', 'prepared statement', NULL WHERE EXISTS \
  (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
 UNION ALL SELECT 'p', 'cursor WITH HOLD', NULL WHERE EXISTS \
  (SELECT FROM pg_catalog.pg_cursors WHERE is_holdable) \
-UNION ALL SELECT 'p', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())";
+UNION ALL SELECT 'l', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())";
 
 /// What a client's transactions left on a server.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,6 +48,8 @@ pub(crate) struct Snapshot {
     pub(crate) settings: BTreeMap<String, String>,
     /// Why the session cannot move to another server; empty when it can.
     pub(crate) pins: Vec<String>,
+    /// The session listens on at least one channel.
+    pub(crate) listening: bool,
 }
 
 /// Reads back the session state of `server` (idle, nothing owed) in one round trip, and
@@ -88,6 +90,7 @@ pub(crate) async fn capture(
                 snapshot.settings.insert(name.to_ascii_lowercase(), value);
             }
             ("p", _) => snapshot.pins.push(name),
+            ("l", _) => snapshot.listening = true,
             _ => {
                 return Err(ServerError::Unexpected(
                     "session capture: unknown row".into(),

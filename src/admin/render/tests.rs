@@ -2,7 +2,9 @@
 //! row's values read back through postgres-protocol's parser.
 
 use super::super::command::{parse, Command};
-use super::super::snapshot::{pause_state, ConnRow, HostRow, StatsRow, LIST_NAMES};
+use super::super::snapshot::{
+    pause_state, ChannelRow, ConnRow, HostRow, ListenerRow, StatsRow, LIST_NAMES,
+};
 use super::super::test_support::{read, ResultSet};
 use super::*;
 
@@ -113,7 +115,40 @@ fn sample() -> Snapshot {
                 last_error: Some("connection refused".into()),
             },
         ],
+        listeners: vec![ListenerRow {
+            database: "shop".into(),
+            user: "app".into(),
+            state: "reconnecting".into(),
+            subscribers: 3,
+            delivered: 12,
+            reconnects: 1,
+            ..ListenerRow::default()
+        }],
+        channels: vec![ChannelRow {
+            database: "shop".into(),
+            user: "app".into(),
+            channel: "Orders".into(),
+            subscribers: 3,
+            delivered: 12,
+        }],
     }
+}
+
+#[test]
+fn listeners_and_channels_show_each_pools_listen_connection() {
+    let set = render(ShowWhat::Listeners, &sample());
+    assert_eq!(set.names()[..4], ["database", "user", "state", "host"]);
+    assert_eq!(set.rows.len(), 1);
+    assert_eq!(set.rows[0][2].as_deref(), Some("reconnecting"));
+    assert_eq!(set.rows[0][4], None, "no server pid without a connection");
+    assert_eq!(set.rows[0][7].as_deref(), Some("3"));
+    let set = render(ShowWhat::Channels, &sample());
+    assert_eq!(
+        set.names(),
+        ["database", "user", "channel", "subscribers", "delivered"]
+    );
+    assert_eq!(set.rows[0][2].as_deref(), Some("Orders"));
+    assert_eq!(set.rows[0][4].as_deref(), Some("12"));
 }
 
 #[test]
