@@ -7,8 +7,7 @@ use std::sync::atomic::Ordering;
 use super::control::RESTART_ONLY;
 use super::snapshot::{
     pause_state, ChannelRow, ConfigRow, ConnRow, DatabaseRow, HostRow, ListenerRow, PoolRow,
-    Snapshot, StatsRow, UserRow,
-    LIST_NAMES,
+    Snapshot, StatsRow, UserRow, LIST_NAMES,
 };
 use crate::live::{ConnInfo, ConnState, TrafficTotals};
 use crate::state::Shared;

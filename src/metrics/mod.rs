@@ -7,8 +7,8 @@
 
 mod health;
 mod hosts;
-mod listen;
 mod http;
+mod listen;
 pub(crate) mod names;
 mod scrape;
 

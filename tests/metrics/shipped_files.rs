@@ -203,6 +203,14 @@ async fn run_traffic(p: &Pooler, metrics_port: u16) {
     }
     let err = holder.simple_query("select 1/0").await.unwrap_err();
     assert_eq!(sqlstate(&err), Some("22012"));
+    // A LISTEN gives the pool its LISTEN connection and its metrics.
+    holder.batch_execute("listen shipped_files").await.unwrap();
+    let pool = [("database", TEST_DB), ("user", MD5_USER)];
+    wait_until("the pool's LISTEN connection up", LONG, || async {
+        let exposition = scrape(metrics_port).await;
+        sample(&exposition, "pgsluice_listen_connection_up", &pool) == Some(1.0)
+    })
+    .await;
     let err = p.connect(MD5_USER, "wrong", TEST_DB).await.unwrap_err();
     assert_eq!(sqlstate(&err), Some("28P01"));
     // Postgres refuses the server login: the database behind "nowhere" does not exist.
@@ -345,7 +353,10 @@ async fn pinned_clients_are_counted_by_reason() {
         pinned(&scrape(metrics_port).await, "advisory lock") == Some(1.0)
     })
     .await;
-    assert_eq!(pinned(&scrape(metrics_port).await, "LISTEN"), Some(0.0));
+    assert_eq!(
+        pinned(&scrape(metrics_port).await, "temporary table"),
+        Some(0.0)
+    );
     a.simple_query("select pg_advisory_unlock(8642)")
         .await
         .unwrap();

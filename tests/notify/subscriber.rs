@@ -13,7 +13,9 @@ use crate::common::*;
 #[derive(Debug)]
 pub enum Unasked {
     Notification(Notification),
-    Notice(DbError),
+    Notice(Box<DbError>),
+    /// The connection ended, with the error that ended it.
+    Closed(String),
 }
 
 pub struct Subscriber {
@@ -40,15 +42,16 @@ impl Subscriber {
         let (client, mut connection) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
         let (tx, unasked) = mpsc::unbounded_channel();
         tokio::spawn(async move {
-            while let Some(Ok(message)) =
-                std::future::poll_fn(|cx| connection.poll_message(cx)).await
-            {
-                let item = match message {
-                    AsyncMessage::Notification(n) => Unasked::Notification(n),
-                    AsyncMessage::Notice(e) => Unasked::Notice(e),
-                    _ => continue,
+            loop {
+                let item = match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => Unasked::Notification(n),
+                    Some(Ok(AsyncMessage::Notice(e))) => Unasked::Notice(Box::new(e)),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => Unasked::Closed(format!("{e:?}")),
+                    None => Unasked::Closed("end of stream".into()),
                 };
-                if tx.send(item).is_err() {
+                let closed = matches!(item, Unasked::Closed(_));
+                if tx.send(item).is_err() || closed {
                     return;
                 }
             }
@@ -70,6 +73,7 @@ impl Subscriber {
             match self.next_within(Duration::from_secs(20)).await {
                 Some(Unasked::Notification(n)) => return n,
                 Some(Unasked::Notice(_)) => continue,
+                Some(Unasked::Closed(e)) => panic!("connection closed: {e}"),
                 None => panic!("no notification within 20s"),
             }
         }
@@ -78,7 +82,7 @@ impl Subscriber {
     /// The next notice (a notification before it fails the test); panics after 30 s.
     pub async fn notice(&mut self) -> DbError {
         match self.next_within(Duration::from_secs(30)).await {
-            Some(Unasked::Notice(e)) => e,
+            Some(Unasked::Notice(e)) => *e,
             other => panic!("expected a notice, got {other:?}"),
         }
     }
