@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing (PostgreSQL server and
-# client binaries, the `postgres` system user, HAProxy), then runs every test group. Arguments go to
+# client binaries, the `postgres` system user, HAProxy, psycopg in target/py-drivers), then
+# runs every test group. Arguments go to
 # `cargo test` (e.g. `./scripts/test.sh --test session_state`). `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 ensure_postgres
 ensure_haproxy
+ensure_psycopg
 if [[ $# -eq 0 ]]; then
     set -- --all-targets --no-fail-fast
 fi

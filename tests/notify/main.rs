@@ -8,6 +8,7 @@
 mod common;
 
 mod delivery;
+mod example;
 mod failures;
 mod semantics;
 mod subscriber;
