@@ -222,9 +222,8 @@ impl Hub {
         match tag {
             backend_tag::NOTIFICATION_RESPONSE => {
                 let Some(n) = notification::parse(body) else {
-                    return Err(ServerError::Unexpected(
-                        "malformed NotificationResponse".into(),
-                    ));
+                    tracing::debug!(pool = %self.pool.key.database, "dropped a notification pgsluice cannot route (its channel name is not UTF-8)");
+                    return Ok(());
                 };
                 if n.channel == self.sync {
                     if let Some(marker) = Marker::parse(n.payload) {

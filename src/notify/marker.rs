@@ -34,8 +34,8 @@ impl Marker {
     }
 
     /// Reads a payload written by `payload`; None for anything else.
-    pub(crate) fn parse(payload: &str) -> Option<Marker> {
-        let mut words = payload.split(' ');
+    pub(crate) fn parse(payload: &[u8]) -> Option<Marker> {
+        let mut words = std::str::from_utf8(payload).ok()?.split(' ');
         let direction = match words.next()? {
             "in" => Direction::In,
             "out" => Direction::Out,
@@ -94,10 +94,10 @@ mod tests {
                 client: 12,
                 seq: 7,
             };
-            assert_eq!(Marker::parse(&m.payload()), Some(m));
+            assert_eq!(Marker::parse(m.payload().as_bytes()), Some(m));
         }
         for bad in ["", "in", "in 1", "in 1 x", "up 1 2", "in 1 2 3", "in -1 2"] {
-            assert_eq!(Marker::parse(bad), None, "{bad}");
+            assert_eq!(Marker::parse(bad.as_bytes()), None, "{bad}");
         }
     }
 

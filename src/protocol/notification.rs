@@ -14,11 +14,13 @@ pub struct Notification<'a> {
     /// Process id of the notifying backend.
     pub pid: u32,
     pub channel: &'a str,
-    pub payload: &'a str,
+    /// In the client encoding, which need not be UTF-8 (SQL_ASCII): bytes, passed on as sent.
+    pub payload: &'a [u8],
 }
 
-/// Reads a NotificationResponse body; None when it is malformed (or not UTF-8, which Postgres
-/// never sends for a channel name in a UTF-8 client encoding).
+/// Reads a NotificationResponse body; None when it is malformed or its channel name is not
+/// UTF-8 (a SQL_ASCII database can have such names; pgsluice cannot match them with the names
+/// pg_listening_channels() reports, so it does not route them).
 pub fn parse(body: &[u8]) -> Option<Notification<'_>> {
     let pid = u32::from_be_bytes(body.get(..4)?.try_into().ok()?);
     let rest = &body[4..];
@@ -26,7 +28,7 @@ pub fn parse(body: &[u8]) -> Option<Notification<'_>> {
     let channel = std::str::from_utf8(&rest[..nul]).ok()?;
     let rest = &rest[nul + 1..];
     let nul = rest.iter().position(|b| *b == 0)?;
-    let payload = std::str::from_utf8(&rest[..nul]).ok()?;
+    let payload = &rest[..nul];
     Some(Notification {
         pid,
         channel,
@@ -93,7 +95,7 @@ mod tests {
         let n = parse(&frame[5..]).unwrap();
         assert_eq!(
             (n.pid, n.channel, n.payload),
-            (4242, "orders", "{\"id\": 1}")
+            (4242, "orders", &b"{\"id\": 1}"[..])
         );
         assert_eq!(super::frame(&frame[5..]), frame);
     }
@@ -104,6 +106,8 @@ mod tests {
         assert_eq!(parse(b"\0\0\0\x01chan"), None);
         assert_eq!(parse(b"\0\0\0\x01chan\0payload"), None);
         assert!(parse(b"\0\0\0\x01chan\0\0").is_some());
+        assert_eq!(parse(b"\0\0\0\x01chan\0\xff\0").unwrap().payload, b"\xff");
+        assert_eq!(parse(b"\0\0\0\x01\xffchan\0\0"), None);
     }
 
     #[test]
