@@ -47,8 +47,9 @@ pub(super) fn on_server(client: &PoolClient<'_>) -> bool {
 
 /// Before a transaction of a client that listens: `server` LISTENs on its channels from an
 /// "in" marker on, and what the listening connection queued for it before that marker is
-/// written to it first. A server error leaves the client as it was (its listening
-/// connection delivers on); the server must then be closed.
+/// written to it first. A server error (Postgres refusing the LISTENs, on a standby, counts
+/// as one) leaves the client as it was, its listening connection delivering on, and told
+/// that notifications may have been lost; the server must then be closed.
 pub(super) async fn hand_over(
     client: &mut PoolClient<'_>,
     server: &mut ServerConn,
@@ -60,6 +61,9 @@ pub(super) async fn hand_over(
     let Some(sub) = l.sub.as_ref().filter(|_| !l.channels.is_empty()) else {
         return Ok(());
     };
+    if let Some(reason) = sub.cut_reason() {
+        return Err(HandOverError::Client(cut_off(reason)));
+    }
     l.seq += 1;
     let marker = Marker {
         direction: Direction::In,
@@ -70,13 +74,13 @@ pub(super) async fn hand_over(
     let mut sql = listen_sql(l.channels.iter().map(String::as_str));
     sql.push_str(&listen_sql([sync.as_str()]));
     sql.push_str(&marker.notify_sql(&sync));
+    sub.hand_in(marker.seq);
     let result = async {
         let outcome = simple_query(server, &sql).await?;
         if let Some((code, message)) = outcome.error {
-            // Postgres refused (LISTEN on a standby): the server listens on nothing, and the
-            // transaction runs without the client's channels.
-            tracing::debug!(client = client_id, %code, %message, "LISTEN hand-over refused");
-            return Ok(None);
+            // Refused as a whole (LISTEN on a standby, a full notification queue): the
+            // server listens on nothing; its transaction must not run without the channels.
+            return Err(ServerError::Rejected { code, message });
         }
         let mut after = Vec::new();
         wait_for_marker(server, &sync, marker, &mut after).await?;
@@ -85,17 +89,15 @@ pub(super) async fn hand_over(
             return Err(ServerError::Rejected { code, message });
         }
         after.extend(own(server.take_notifications(), &sync));
-        Ok(Some(after))
+        Ok(after)
     }
     .await;
     let after = match result {
-        Ok(Some(after)) => after,
-        Ok(None) => {
-            sub.resume(marker.seq);
-            return Ok(());
-        }
+        Ok(after) => after,
         Err(e) => {
+            // What the server delivered after its marker, if it got that far, is gone.
             sub.resume(marker.seq);
+            sub.lost();
             return Err(HandOverError::Server(e));
         }
     };
@@ -139,7 +141,8 @@ pub(super) async fn hand_back(
     let hub = client.shared.hubs.hub(&client.pool);
     let sync = hub.sync_channel.clone();
     let l = client.listen.get_or_insert_with(Box::default);
-    l.on_server = true;
+    // Whatever happens next, this server is not kept as it is.
+    l.on_server = false;
     let channels = match listening_channels(server, &listen_sql([sync.as_str()])).await {
         Ok(channels) => channels,
         Err(e) => {
@@ -186,14 +189,23 @@ pub(super) async fn hand_back(
         }
     }
     l.channels = channels;
-    let listens = !l.channels.is_empty();
-    unlisten_all(server).await?;
-    l.on_server = false;
-    if !listens {
-        client.listen = None;
-    }
+    // Written before the server is cleaned: if that fails, the client still has them.
     write(client, frames).await?;
+    unlisten_all(server).await?;
     Ok(())
+}
+
+/// The server a subscriber's channels were handed over to is closed before the hand-back
+/// (it failed before the client's request reached it): the listening connection delivers
+/// again, and the client hears that some notifications may have been lost.
+pub(super) fn server_discarded(client: &mut PoolClient<'_>) {
+    if let Some(l) = client.listen.as_deref_mut().filter(|l| l.on_server) {
+        l.on_server = false;
+        if let Some(sub) = &l.sub {
+            sub.resume(l.seq);
+            sub.lost();
+        }
+    }
 }
 
 /// Reads `server`'s notifications until `marker` comes on the sync channel: those before it
@@ -270,9 +282,11 @@ pub(super) async fn deliver(client: &mut PoolClient<'_>, first: Bytes) -> Result
         client.stream.write_all(&out).await?;
         return Ok(());
     };
+    // A client that does not read may leave this write waiting: KILL still ends it.
     tokio::select! {
         written = client.stream.write_all(&out) => Ok(written?),
         reason = sub.cut() => Err(ClientError::CutOff(Box::new(cut_off(reason)))),
+        () = client.info.killed() => Err(ClientError::CutOff(Box::new(ClientError::Killed))),
     }
 }
 

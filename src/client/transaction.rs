@@ -5,8 +5,6 @@
 //! that cannot get a server within query_wait_timeout gets ERROR 53300 and ReadyForQuery, and
 //! may retry on the same connection.
 
-use std::time::Duration;
-
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -168,7 +166,9 @@ async fn serve_request(
         if idle {
             if let Err(e) = listen::hand_back(client, lease.server(), listening).await {
                 lease.discard();
-                if !matches!(e, ClientError::Server(_)) {
+                // A pinned client's state went with the server: its session cannot go on.
+                let pinned = was_pinned || !client.settings.pins.is_empty();
+                if pinned || !matches!(e, ClientError::Server(_)) {
                     return Served::End(Err(e));
                 }
                 tracing::info!(error = %e, "closing server: handing the client's LISTENs back failed");
@@ -191,6 +191,7 @@ async fn serve_request(
                 // request to another server, and the client never knows.
                 tracing::info!(%reason, "server connection failed before the request reached it; retrying on another");
                 lease.discard();
+                listen::server_discarded(client);
                 client.pump.rewind();
                 dead_in_a_row += 1;
             }
@@ -251,6 +252,8 @@ async fn wait_for_request(
 ) -> Result<bool, ClientError> {
     let idle = client.timeouts.client_idle;
     let mut drain_deadline: Option<tokio::time::Instant> = None;
+    // From the client's last bytes: notifications written to it do not make it less idle.
+    let mut idle_deadline = (!idle.is_zero()).then(|| tokio::time::Instant::now() + idle);
     loop {
         if drain_deadline.is_none() && *shutdown.borrow_and_update() == Shutdown::Closing {
             let grace = client.shared.config().pooler.fleet.shutdown_idle_grace;
@@ -263,10 +266,13 @@ async fn wait_for_request(
         }
         tokio::select! {
             more = client.pump.read_more(client.stream) => match more {
-                Ok(true) => continue,
+                Ok(true) => {
+                    idle_deadline = (!idle.is_zero()).then(|| tokio::time::Instant::now() + idle);
+                    continue;
+                }
                 _ => return Ok(false),
             },
-            () = sleep_or_forever(idle) => return Err(ClientError::IdleTimeout(idle)),
+            () = sleep_until_or_forever(idle_deadline) => return Err(ClientError::IdleTimeout(idle)),
             () = client.info.killed() => return Err(ClientError::Killed),
             () = sleep_until_or_forever(drain_deadline) => return Err(ClientError::ShuttingDown),
             Ok(()) = shutdown.changed(), if drain_deadline.is_none() => continue,
@@ -283,13 +289,6 @@ async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-async fn sleep_or_forever(limit: Duration) {
-    if limit.is_zero() {
-        std::future::pending::<()>().await;
-    }
-    tokio::time::sleep(limit).await;
 }
 
 /// Answers a request no server could be found for: ERROR 53300, the request's messages

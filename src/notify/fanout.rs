@@ -18,12 +18,26 @@ struct Subscriber {
     link: Arc<Link>,
     /// The channels it listens on, as the server running its last transaction reported.
     channels: BTreeSet<String>,
-    /// False from its "in" marker until its "out" marker: its own server delivers meanwhile.
-    delivering: bool,
+    /// The latest hand-over to its transaction's server ("in" marker, or one announced while
+    /// there was no connection to see its marker on) and the latest hand-back applied ("out"
+    /// marker). Sequence numbers grow with each hand-over, so this connection delivers to the
+    /// client only while the last hand-back is newer than the last hand-over, whatever
+    /// order late markers come in.
+    last_in: u64,
+    last_out: u64,
+    /// The latest hand-over the client announced, marker seen or not: after a reconnect its
+    /// marker may never come, and the client's server is delivering.
+    announced_in: u64,
     /// Channels it will listen on from its "out" marker with this sequence number on.
     pending: Option<(u64, BTreeSet<String>)>,
     /// "in" markers up to this sequence number belong to hand-overs that failed.
     stale_up_to: u64,
+}
+
+impl Subscriber {
+    fn delivering(&self) -> bool {
+        self.last_out > 0 && self.last_out >= self.last_in
+    }
 }
 
 /// A client the fan-out disconnected because its queue was full: its id and why.
@@ -63,7 +77,9 @@ impl Fanout {
                 queue,
                 link,
                 channels: BTreeSet::new(),
-                delivering: false,
+                last_in: 0,
+                last_out: 0,
+                announced_in: 0,
                 pending: None,
                 stale_up_to: 0,
             },
@@ -83,12 +99,26 @@ impl Fanout {
         }
     }
 
-    /// A hand-over to the client's server failed before it started delivering: "in"
-    /// markers up to `seq` mean nothing, and this connection delivers to it again.
+    /// A hand-over to the client's server failed: "in" markers up to `seq` mean nothing, and
+    /// this connection delivers to it again (unless a later hand-over is under way).
     pub(super) fn resume(&mut self, client: u64, seq: u64) {
         if let Some(sub) = self.subs.get_mut(&client) {
             sub.stale_up_to = sub.stale_up_to.max(seq);
-            sub.delivering = true;
+            if sub.last_in <= seq {
+                sub.last_in = sub.last_out.min(sub.last_in);
+            }
+        }
+    }
+
+    /// A hand-over `seq` is starting. Its "in" marker says exactly when; without a
+    /// connection (`connected` false) no marker can be seen, and the client's server delivers
+    /// from now on.
+    pub(super) fn handed_in(&mut self, client: u64, seq: u64, connected: bool) {
+        if let Some(sub) = self.subs.get_mut(&client) {
+            sub.announced_in = sub.announced_in.max(seq);
+            if !connected && seq > sub.stale_up_to {
+                sub.last_in = sub.last_in.max(seq);
+            }
         }
     }
 
@@ -129,14 +159,14 @@ impl Fanout {
         match m.direction {
             Direction::In => {
                 if m.seq > sub.stale_up_to {
-                    sub.delivering = false;
+                    sub.last_in = sub.last_in.max(m.seq);
                 }
                 sub.link.seen_in.send_replace(m.seq);
             }
             Direction::Out => {
                 if sub.pending.as_ref().is_some_and(|(seq, _)| *seq == m.seq) {
                     let (_, channels) = sub.pending.take().expect("checked");
-                    self.switch(m.client, channels);
+                    self.switch(m.client, m.seq, channels);
                 }
             }
         }
@@ -146,13 +176,18 @@ impl Fanout {
     /// notifications may have been lost (`notice`), and those whose "out" marker never came
     /// take their new channels now.
     pub(super) fn reconnected(&mut self, notice: &Bytes) -> Vec<Cut> {
-        let ready: Vec<(u64, BTreeSet<String>)> = self
+        let ready: Vec<(u64, u64, BTreeSet<String>)> = self
             .subs
             .iter_mut()
-            .filter_map(|(id, sub)| sub.pending.take().map(|(_, ch)| (*id, ch)))
+            .filter_map(|(id, sub)| sub.pending.take().map(|(seq, ch)| (*id, seq, ch)))
             .collect();
-        for (client, channels) in ready {
-            self.switch(client, channels);
+        for sub in self.subs.values_mut() {
+            if sub.announced_in > sub.stale_up_to {
+                sub.last_in = sub.last_in.max(sub.announced_in);
+            }
+        }
+        for (client, seq, channels) in ready {
+            self.switch(client, seq, channels);
         }
         let clients: Vec<u64> = self.subs.keys().copied().collect();
         clients
@@ -175,7 +210,7 @@ impl Fanout {
         let delivering: Vec<u64> = clients
             .iter()
             .copied()
-            .filter(|c| self.subs.get(c).is_some_and(|s| s.delivering))
+            .filter(|c| self.subs.get(c).is_some_and(Subscriber::delivering))
             .collect();
         let what = format!("channel \"{channel}\"");
         for client in delivering {
@@ -222,12 +257,12 @@ impl Fanout {
         }
     }
 
-    fn switch(&mut self, client: u64, channels: BTreeSet<String>) {
+    fn switch(&mut self, client: u64, seq: u64, channels: BTreeSet<String>) {
         let Some(sub) = self.subs.get_mut(&client) else {
             return;
         };
         let old = std::mem::replace(&mut sub.channels, channels.clone());
-        sub.delivering = true;
+        sub.last_out = sub.last_out.max(seq);
         self.unindex(client, &old);
         for channel in channels {
             self.by_channel.entry(channel).or_default().insert(client);

@@ -3,8 +3,9 @@
 //! the last one leaves a channel), fanning out what Postgres sends, and acting on markers.
 //! When the connection is lost (pg_terminate_backend, a restart) it connects again with a
 //! growing pause, LISTENs again and tells every subscriber, with a WARNING notice, that
-//! notifications may have been lost meanwhile. Closed after server_idle_timeout without
-//! subscribers.
+//! notifications may have been lost meanwhile. Replaced, the same way, when the pool's
+//! servers are (RECONNECT, a reload that moves them). Closed after server_idle_timeout
+//! without subscribers.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -170,6 +171,9 @@ impl Hub {
         }
         self.publish();
         let idle_after = self.pool.settings().server_idle_timeout;
+        // RECONNECT, or a reload that moved the pool's servers: this connection goes too.
+        let generation = self.pool.generation.load(Ordering::SeqCst);
+        let mut look_again = tokio::time::interval(Duration::from_secs(1));
         let mut idle_since: Option<tokio::time::Instant> = None;
         let mut frames = Vec::new();
         loop {
@@ -207,6 +211,14 @@ impl Hub {
                         send_query_only(&mut conn, &sql).await?;
                     }
                     self.publish();
+                }
+                _ = look_again.tick() => {
+                    if self.pool.generation.load(Ordering::SeqCst) != generation {
+                        conn.terminate_now();
+                        return Err(ServerError::Unexpected(
+                            "the pool's servers are being replaced (RECONNECT or a reload)".into(),
+                        ));
+                    }
                 }
                 () = sleep_until_or_forever(idle_deadline) => {
                     tracing::info!(pool = %self.pool.key.database, user = %self.pool.key.user, "closing the LISTEN connection: no client listens (server_idle_timeout)");
@@ -275,6 +287,10 @@ impl Hub {
                 seq,
                 channels,
             } => self.fanout.update(client, seq, channels),
+            Request::HandIn { client, seq } => {
+                let connected = self.stats.state() == HubState::Listening;
+                self.fanout.handed_in(client, seq, connected);
+            }
             Request::Resume { client, seq } => self.fanout.resume(client, seq),
             Request::Lost { client } => {
                 let notice = lost_notice("the hand-over of this client's LISTEN took too long");

@@ -43,7 +43,12 @@ enum Request {
         seq: u64,
         channels: BTreeSet<String>,
     },
-    /// A hand-over to the client's server with this sequence number never started.
+    /// A hand-over to the client's server with this sequence number is starting.
+    HandIn {
+        client: u64,
+        seq: u64,
+    },
+    /// A hand-over to the client's server with this sequence number failed.
     Resume {
         client: u64,
         seq: u64,
@@ -172,6 +177,14 @@ impl Subscription {
             client: self.client,
             seq,
             channels,
+        });
+    }
+
+    /// The hand-over `seq` to the client's server starts (sent before its "in" marker).
+    pub(crate) fn hand_in(&self, seq: u64) {
+        let _ = self.hub.requests.send(Request::HandIn {
+            client: self.client,
+            seq,
         });
     }
 

@@ -210,3 +210,34 @@ async fn http_metrics(port: u16) -> String {
     s.read_to_string(&mut reply).await.unwrap();
     reply
 }
+
+#[tokio::test]
+async fn reconnect_on_the_console_replaces_the_listen_connection_too() {
+    let p = notify_pooler("transaction", "");
+    let ch = unique_name("replaced");
+    let mut sub = Subscriber::connect(&p).await;
+    sub.client
+        .batch_execute(&format!("LISTEN {ch}"))
+        .await
+        .unwrap();
+    let before = listening_pid(&p, TEST_DB).await;
+    let console = console::console(&p).await;
+    console::exec(&console, &format!("RECONNECT {TEST_DB}")).await;
+    let notice = sub.notice().await;
+    assert_eq!(notice.code().code(), "08006", "{notice:?}");
+    wait_until(
+        "a new LISTEN connection",
+        Duration::from_secs(20),
+        || async {
+            let pid = listening_pid(&p, TEST_DB).await;
+            pid != before
+        },
+    )
+    .await;
+    notify(&direct_notifier().await, &ch, "on the new one").await;
+    assert_eq!(sub.notification().await.payload(), "on the new one");
+    // The subscriber's own transactions go on, handed over to the new servers.
+    sub.client.batch_execute("select 1").await.unwrap();
+    notify(&direct_notifier().await, &ch, "still").await;
+    assert_eq!(sub.notification().await.payload(), "still");
+}

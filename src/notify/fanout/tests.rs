@@ -154,3 +154,48 @@ fn leaving_forgets_the_client_and_its_channels() {
     assert!(f.wanted().is_empty());
     assert!(!f.has_subscribers());
 }
+
+#[test]
+fn a_late_out_marker_does_not_resume_a_client_whose_next_hand_over_began() {
+    let mut f = Fanout::new();
+    let (tx, mut rx) = mpsc::channel(10);
+    f.join(1, tx, link());
+    f.update(1, 1, set(&["a"]));
+    f.marker(marker(Direction::Out, 1, 1));
+    // Transaction 2 starts (in 2), its hand-back (out 3) is slow, transaction 4 starts
+    // (in 4) before out 3 comes round.
+    f.marker(marker(Direction::In, 1, 2));
+    f.update(1, 3, set(&["a", "b"]));
+    f.marker(marker(Direction::In, 1, 4));
+    f.marker(marker(Direction::Out, 1, 3));
+    f.notification("a", &Bytes::from_static(b"its server delivers this"));
+    assert!(drain(&mut rx).is_empty());
+    assert_eq!(f.wanted(), set(&["a", "b"]));
+    f.update(1, 5, set(&["b"]));
+    f.marker(marker(Direction::Out, 1, 5));
+    f.notification("b", &Bytes::from_static(b"mine again"));
+    assert_eq!(drain(&mut rx), [Bytes::from_static(b"mine again")]);
+}
+
+#[test]
+fn a_hand_over_announced_without_a_connection_suspends_until_its_hand_back() {
+    let mut f = Fanout::new();
+    let (tx, mut rx) = mpsc::channel(10);
+    f.join(1, tx, link());
+    f.update(1, 1, set(&["a"]));
+    f.marker(marker(Direction::Out, 1, 1));
+    // Announced while connected, but the connection is lost before its marker comes.
+    f.handed_in(1, 2, true);
+    f.notification("a", &Bytes::from_static(b"before the marker"));
+    assert_eq!(drain(&mut rx).len(), 1);
+    let notice = Bytes::from_static(b"lost");
+    f.reconnected(&notice);
+    f.notification("a", &Bytes::from_static(b"its server delivers this"));
+    assert_eq!(drain(&mut rx), std::slice::from_ref(&notice));
+    // Without a connection at all the announcement suspends at once.
+    f.update(1, 3, set(&["a"]));
+    f.reconnected(&notice);
+    f.handed_in(1, 4, false);
+    f.notification("a", &Bytes::from_static(b"x"));
+    assert_eq!(drain(&mut rx), [notice]);
+}
