@@ -70,6 +70,10 @@ async fn run(pg: &PgCluster, pooler: &Pooler, subscribers: usize, rounds: usize)
     let small = Fanout::subscribe(&pooler.connect_config(), DIRECT_SUBSCRIBERS).await;
     let small_times = small.time_rounds(&notifier, rounds).await;
 
+    // What LISTEN costs a client's own transactions: the hand-over to its server and back.
+    let plain = transactions_per_second(&pooler.connect_config(), false).await;
+    let listening = transactions_per_second(&pooler.connect_config(), true).await;
+
     let rss_before = procstat::rss_kib(pooler.pid()).unwrap_or(0);
     let opened = Instant::now();
     let all = Fanout::subscribe(&pooler.connect_config(), subscribers).await;
@@ -111,6 +115,29 @@ async fn run(pg: &PgCluster, pooler: &Pooler, subscribers: usize, rounds: usize)
         "\nRatio pgsluice / direct, {DIRECT_SUBSCRIBERS} subscribers, p50: {:.2}x",
         percentile(&small_times, 0.5).as_secs_f64() / percentile(&direct_times, 0.5).as_secs_f64()
     );
+    println!(
+        "\nOne client's own `SELECT 1` transactions, one after another: {plain:.0}/s when it \
+         does not listen, {listening:.0}/s when it listens on one channel ({:.2}x).",
+        listening / plain
+    );
+}
+
+/// `SELECT 1` transactions per second of one client, for 5 s, listening on a channel or not.
+async fn transactions_per_second(cfg: &tokio_postgres::Config, listen: bool) -> f64 {
+    let mut cfg = cfg.clone();
+    cfg.user(TRUST_USER).password(TRUST_PASS).dbname(TEST_DB);
+    let (client, connection) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    if listen {
+        client.batch_execute("LISTEN fanout_cost").await.unwrap();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(5) {
+        client.simple_query("SELECT 1").await.unwrap();
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Subscribers and the one channel their notifications arrive on: (round, arrival).
