@@ -114,13 +114,22 @@ async fn a_hundred_subscribers_share_one_listen_connection() {
         su.execute("select pg_notify($1, $1)", &[c]).await.unwrap();
     }
     assert_eq!(subs[0].payloads(20).await, many);
-    // Subscribers that leave are unsubscribed.
+    // Subscribers that leave are unsubscribed, and the LISTEN connection UNLISTENs.
     drop(subs);
-    wait_until("no subscribers left", Duration::from_secs(20), || async {
-        let l = console::show(&console, "SHOW LISTENERS").await;
-        l.number(l.row_where("database", &db), "subscribers") == 0
-    })
+    wait_until(
+        "no subscribers and no channels left",
+        Duration::from_secs(20),
+        || async {
+            let l = console::show(&console, "SHOW LISTENERS").await;
+            let row = l.row_where("database", &db);
+            l.number(row, "subscribers") == 0 && l.number(row, "channels") == 0
+        },
+    )
     .await;
+    assert!(console::show(&console, "SHOW CHANNELS")
+        .await
+        .rows_where("database", &db)
+        .is_empty());
 }
 
 #[tokio::test]
