@@ -103,7 +103,7 @@ fn rows_must_buffer(tag: u8) -> bool {
 }
 
 /// Backend messages `read_replies` always reads whole: a notification is kept for its client.
-fn replies_must_buffer(tag: u8) -> bool {
+pub(super) fn replies_must_buffer(tag: u8) -> bool {
     tag == backend_tag::NOTIFICATION_RESPONSE || backend_must_buffer(tag)
 }
 
@@ -130,21 +130,17 @@ pub(super) async fn read_replies(
             ..
         } = server;
         let mut handler = |tag: u8, body: Option<&[u8]>| {
+            if keep_unasked(tag, body, params, notifications) {
+                tracker.backend(tag, body);
+                return Verdict::Forward;
+            }
             match (tag, body) {
-                (backend_tag::PARAMETER_STATUS, Some(b)) => {
-                    if let Some((n, v)) = super::parse_parameter_status(b) {
-                        params.insert(n.to_string(), v.to_string());
-                    }
-                }
                 (backend_tag::ERROR_RESPONSE, Some(b)) if outcome.error.is_none() => {
                     let f = error_fields(b);
                     outcome.error = Some((
                         f.code.unwrap_or_else(|| sqlstate::INTERNAL_ERROR.into()),
                         f.message.unwrap_or_default(),
                     ));
-                }
-                (backend_tag::NOTIFICATION_RESPONSE, Some(b)) => {
-                    notifications.push(crate::protocol::notification::frame(b));
                 }
                 (backend_tag::DATA_ROW, Some(b)) => match (rows.as_deref_mut(), data_row(b)) {
                     (Some(rows), Some(row)) => rows.push(row),
@@ -173,6 +169,30 @@ pub(super) async fn read_replies(
     }
     outcome.tx_status = tracker.tx_status;
     Ok(outcome)
+}
+
+/// What Postgres may send unasked (PostgreSQL docs, "Asynchronous Operations"), kept: a
+/// ParameterStatus value in `params`, a NotificationResponse (whole, from a pump that buffers
+/// it) in `notifications`. True when `tag` was one of those.
+pub(super) fn keep_unasked(
+    tag: u8,
+    body: Option<&[u8]>,
+    params: &mut std::collections::BTreeMap<String, String>,
+    notifications: &mut Vec<bytes::Bytes>,
+) -> bool {
+    match (tag, body) {
+        (backend_tag::PARAMETER_STATUS, Some(b)) => {
+            if let Some((n, v)) = super::parse_parameter_status(b) {
+                params.insert(n.to_string(), v.to_string());
+            }
+            true
+        }
+        (backend_tag::NOTIFICATION_RESPONSE, Some(b)) => {
+            notifications.push(crate::protocol::notification::frame(b));
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The columns of a DataRow body as text; None for a malformed row.

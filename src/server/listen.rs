@@ -7,13 +7,11 @@
 use std::future::poll_fn;
 use std::task::Poll;
 
-use super::exchange::{query_rows, simple_query};
+use super::exchange::{keep_unasked, query_rows, replies_must_buffer, simple_query};
 use super::{ServerConn, ServerError};
 use crate::net::pump::{Paused, Verdict};
 use crate::protocol::backend::error_fields;
-use crate::protocol::notification;
 use crate::protocol::tags::backend_tag;
-use crate::protocol::tracker::backend_must_buffer;
 
 /// Runs `prefix` (statements without rows, "" for none) and then lists the channels the
 /// session listens on, as Postgres stores their names.
@@ -48,8 +46,6 @@ pub(crate) async fn unlisten_all(server: &mut ServerConn) -> Result<(), ServerEr
 /// anything else (a FATAL from pg_terminate_backend, a shutdown) ends the connection's use.
 pub(crate) async fn read_notifications(server: &mut ServerConn) -> Result<(), ServerError> {
     let before = server.notifications.len();
-    let must_buffer =
-        |tag: u8| tag == backend_tag::NOTIFICATION_RESPONSE || backend_must_buffer(tag);
     let mut unexpected: Option<String> = None;
     let ServerConn {
         stream,
@@ -61,15 +57,10 @@ pub(crate) async fn read_notifications(server: &mut ServerConn) -> Result<(), Se
     let mut sink = tokio::io::sink();
     let paused = poll_fn(|cx| {
         let mut handler = |tag: u8, body: Option<&[u8]>| {
+            if keep_unasked(tag, body, params, notifications) {
+                return Verdict::Forward;
+            }
             match (tag, body) {
-                (backend_tag::NOTIFICATION_RESPONSE, Some(b)) => {
-                    notifications.push(notification::frame(b));
-                }
-                (backend_tag::PARAMETER_STATUS, Some(b)) => {
-                    if let Some((n, v)) = super::parse_parameter_status(b) {
-                        params.insert(n.to_string(), v.to_string());
-                    }
-                }
                 (backend_tag::NOTICE_RESPONSE, _) => {}
                 (backend_tag::ERROR_RESPONSE, Some(b)) => {
                     let f = error_fields(b);
@@ -87,7 +78,7 @@ pub(crate) async fn read_notifications(server: &mut ServerConn) -> Result<(), Se
             }
             Verdict::Forward
         };
-        match inbound.poll_pump(cx, stream, &mut sink, must_buffer, &mut handler) {
+        match inbound.poll_pump(cx, stream, &mut sink, replies_must_buffer, &mut handler) {
             Poll::Pending if notifications.len() > before => Poll::Ready(Ok(Paused::Stopped)),
             other => other,
         }

@@ -13,10 +13,7 @@ async fn an_idle_subscriber_gets_notifications_as_postgres_sent_them() {
         let channel = unique_name("orders");
         let mut sub = Subscriber::connect(&p).await;
         // Simple query protocol.
-        sub.client
-            .batch_execute(&format!("LISTEN {channel}"))
-            .await
-            .unwrap();
+        sub.listen(&channel).await;
         let notifier = direct_notifier().await;
         let pid = backend_pid(&notifier).await;
         notify(&notifier, &channel, "order 1: {\"table\": 7}").await;
@@ -42,10 +39,7 @@ async fn a_notification_sent_during_a_transaction_arrives_after_it() {
     let p = notify_pooler("transaction", "");
     let ch = unique_name("after_tx");
     let mut sub = Subscriber::connect(&p).await;
-    sub.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    sub.listen(&ch).await;
     let n = direct_notifier().await;
     sub.client.batch_execute("BEGIN; select 1").await.unwrap();
     notify(&n, &ch, "sent meanwhile").await;
@@ -68,10 +62,7 @@ async fn a_hundred_subscribers_share_one_listen_connection() {
     let mut subs = Vec::new();
     for _ in 0..100 {
         let sub = Subscriber::connect_to(md5_login(p.connect_config()), &db).await;
-        sub.client
-            .batch_execute(&format!("LISTEN {ch}"))
-            .await
-            .unwrap();
+        sub.listen(&ch).await;
         subs.push(sub);
     }
     // Many channels on one subscriber too.
@@ -144,10 +135,7 @@ async fn notifications_keep_postgres_order_while_subscribers_run_transactions() 
         let ch = ch.clone();
         let ready_tx = ready_tx.clone();
         tasks.push(tokio::spawn(async move {
-            sub.client
-                .batch_execute(&format!("LISTEN {ch}"))
-                .await
-                .unwrap();
+            sub.listen(&ch).await;
             ready_tx.send(()).await.unwrap();
             let mut got = Vec::with_capacity(COUNT);
             let mut rounds = 0u32;

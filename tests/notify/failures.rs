@@ -45,10 +45,7 @@ async fn a_subscriber_that_does_not_read_is_disconnected_and_the_others_go_on() 
     assert_eq!(complete.tag, b'C', "{complete:?}");
     assert_eq!(slow.recv().await.tag, b'Z');
     let mut fast = Subscriber::connect(&p).await;
-    fast.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    fast.listen(&ch).await;
     // Far more than the slow client's socket buffers and its queue of 20 hold.
     let payload = "x".repeat(7000);
     let n = direct_notifier().await;
@@ -111,10 +108,7 @@ async fn a_terminated_listen_connection_is_replaced_and_subscribers_are_warned()
     let p = notify_pooler("transaction", "");
     let ch = unique_name("resilient");
     let mut sub = Subscriber::connect(&p).await;
-    sub.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    sub.listen(&ch).await;
     let pid: i32 = listening_pid(&p, TEST_DB).await.parse().unwrap();
     let su = shared_cluster().superuser_client(TEST_DB).await;
     su.execute("select pg_terminate_backend($1)", &[&pid])
@@ -154,10 +148,7 @@ async fn after_a_postgres_restart_subscribers_are_warned_and_delivery_resumes() 
     let mut subs = Vec::new();
     for _ in 0..3 {
         let sub = Subscriber::connect(&p).await;
-        sub.client
-            .batch_execute(&format!("LISTEN {ch}"))
-            .await
-            .unwrap();
+        sub.listen(&ch).await;
         subs.push(sub);
     }
     listening_pid(&p, TEST_DB).await;
@@ -216,10 +207,7 @@ async fn reconnect_on_the_console_replaces_the_listen_connection_too() {
     let p = notify_pooler("transaction", "");
     let ch = unique_name("replaced");
     let mut sub = Subscriber::connect(&p).await;
-    sub.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    sub.listen(&ch).await;
     let before = listening_pid(&p, TEST_DB).await;
     let console = console::console(&p).await;
     console::exec(&console, &format!("RECONNECT {TEST_DB}")).await;

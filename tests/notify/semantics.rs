@@ -98,10 +98,7 @@ async fn a_rolled_back_listen_does_not_subscribe_and_unlisten_stops_delivery() {
         // UNLISTEN * and DISCARD ALL end every subscription.
         sub.client.batch_execute("UNLISTEN *").await.unwrap();
         notify(&n, &kept, "after unlisten").await;
-        sub.client
-            .batch_execute(&format!("LISTEN {discarded}"))
-            .await
-            .unwrap();
+        sub.listen(&discarded).await;
         sub.client.batch_execute("DISCARD ALL").await.unwrap();
         notify(&n, &discarded, "after discard").await;
         sub.nothing_for(Duration::from_millis(500)).await;
@@ -113,10 +110,7 @@ async fn a_subscriber_gets_its_own_notification_from_the_server_it_ran_on() {
     let p = notify_pooler("transaction", "");
     let ch = unique_name("own");
     let mut sub = Subscriber::connect(&p).await;
-    sub.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    sub.listen(&ch).await;
     let tx = sub.client.transaction().await.unwrap();
     let pid: i32 = tx
         .query_one("select pg_backend_pid()", &[])
@@ -144,10 +138,7 @@ async fn a_listen_never_reaches_another_client_on_the_same_server() {
     let ch = unique_name("private");
     let mut sub = Subscriber::connect(&p).await;
     let mut other = Subscriber::connect(&p).await;
-    sub.client
-        .batch_execute(&format!("LISTEN {ch}"))
-        .await
-        .unwrap();
+    sub.listen(&ch).await;
     let n = direct_notifier().await;
     for i in 0..40 {
         notify(&n, &ch, &i.to_string()).await;

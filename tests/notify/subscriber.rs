@@ -59,6 +59,14 @@ impl Subscriber {
         Subscriber { client, unasked }
     }
 
+    /// LISTEN on `channel` (simple query).
+    pub async fn listen(&self, channel: &str) {
+        self.client
+            .batch_execute(&format!("LISTEN {channel}"))
+            .await
+            .unwrap();
+    }
+
     /// The next thing received unasked, within `within`.
     pub async fn next_within(&mut self, within: Duration) -> Option<Unasked> {
         tokio::time::timeout(within, self.unasked.recv())
