@@ -3,7 +3,8 @@
 //! the scanner that tells whether SQL may change the session (`protocol::session_effects`), the
 //! login messages PasswordMessage and SASLInitialResponse (`protocol::frontend`), and the
 //! rewriting of ErrorResponse names (`extended::write_error_renamed`) and its tolerant reader
-//! (`backend::error_fields`). The whole input is one message body.
+//! (`backend::error_fields`), and the NotificationResponse reader of the LISTEN connection
+//! (`protocol::notification`). The whole input is one message body.
 //! Checks: no panic; whatever a parser accepts, the matching writer turns back into the very
 //! same bytes (the parsers are strict, so parse∘write is the identity), and renamed messages
 //! stay well framed for postgres-protocol's own parser.
@@ -11,7 +12,7 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use pgsluice::protocol::{backend, extended, frontend, session_effects};
+use pgsluice::protocol::{backend, extended, frontend, notification, session_effects};
 use postgres_protocol::message::backend::Message;
 
 /// Tag, length word (counting itself), body.
@@ -133,4 +134,20 @@ fuzz_target!(|body: &[u8]| {
     check_session_command(body);
     check_login_messages(body);
     check_error_renaming(body);
+    check_notification(body);
 });
+
+/// A NotificationResponse body that parses is framed back to the same body, and the frame
+/// parses to the same fields (the LISTEN connection passes such frames on byte for byte).
+fn check_notification(body: &[u8]) {
+    let Some(n) = notification::parse(body) else {
+        return;
+    };
+    let frame = notification::frame(body);
+    assert_eq!(&frame[5..], body);
+    assert_eq!(notification::parse(&frame[5..]), Some(n));
+    if let Ok(payload) = std::str::from_utf8(n.payload) {
+        let again = notification::encode(n.pid, n.channel, payload);
+        assert_eq!(notification::parse(&again[5..]), Some(n));
+    }
+}

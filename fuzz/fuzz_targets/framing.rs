@@ -11,7 +11,7 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use pgsluice::protocol::codec::{Frame, FrameCodec};
-use pgsluice::protocol::scanner::{Scanner, Scanned};
+use pgsluice::protocol::scanner::{Scanned, Scanner};
 use tokio_util::codec::Decoder;
 
 const LIMITS: [usize; 8] = [4, 5, 8, 16, 64, 1024, 1 << 20, u32::MAX as usize];
