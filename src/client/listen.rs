@@ -20,12 +20,17 @@ use crate::notify::Subscription;
 use crate::protocol::notification;
 use crate::protocol::sqlstate;
 use crate::server::{
-    listening_channels, read_notifications, simple_query, unlisten_all, ServerConn, ServerError,
+    listening_channels, quote_literal, read_notifications, simple_query, unlisten_all, ServerConn,
+    ServerError, MARKED,
 };
 
 /// How long a hand-over waits for its marker to come round before it gives up (and the
 /// client is told that notifications may have been lost).
 const HAND_OVER_WAIT: Duration = Duration::from_secs(5);
+
+/// A marker's transaction writes nothing worth keeping: it need not wait for its commit
+/// record to reach disk (a NOTIFY gives a transaction an id, hence a commit record).
+const NO_FLUSH: &str = "SET LOCAL synchronous_commit TO off; ";
 
 /// What a client of a transaction or statement pool listens on.
 #[derive(Default)]
@@ -71,7 +76,8 @@ pub(super) async fn hand_over(
         seq: l.seq,
     };
     let sync = sub.sync_channel().to_string();
-    let mut sql = listen_sql(l.channels.iter().map(String::as_str));
+    let mut sql = String::from(NO_FLUSH);
+    sql.push_str(&listen_sql(l.channels.iter().map(String::as_str)));
     sql.push_str(&listen_sql([sync.as_str()]));
     sql.push_str(&marker.notify_sql(&sync));
     sub.hand_in(marker.seq);
@@ -143,8 +149,28 @@ pub(super) async fn hand_back(
     let l = client.listen.get_or_insert_with(Box::default);
     // Whatever happens next, this server is not kept as it is.
     l.on_server = false;
-    let channels = match listening_channels(server, &listen_sql([sync.as_str()])).await {
-        Ok(channels) => channels,
+    // When the transaction left the channels as they were, the server itself marks where
+    // the listening connection takes over ("back"), in the same round trip.
+    let mut sql = listen_sql([sync.as_str()]);
+    let back = (l.sub.is_some() && !l.channels.is_empty()).then(|| Marker {
+        direction: Direction::Back,
+        client: client_id,
+        seq: l.seq + 1,
+    });
+    if let Some(back) = back {
+        sql.insert_str(0, NO_FLUSH);
+        let unchanged: Vec<String> = l.channels.iter().map(|c| quote_literal(c)).collect();
+        sql.push_str(&format!(
+            "SELECT '{MARKED}', pg_catalog.pg_notify({}, '{}') WHERE (SELECT \
+             coalesce(pg_catalog.array_agg(c ORDER BY c COLLATE \"C\"), '{{}}') FROM \
+             pg_catalog.pg_listening_channels() c) = ARRAY[{}]::text[]; ",
+            quote_literal(&sync),
+            back.payload(),
+            unchanged.join(", ")
+        ));
+    }
+    let (channels, marked) = match listening_channels(server, &sql).await {
+        Ok(found) => found,
         Err(e) => {
             // The transaction's LISTENs cannot be known: keep the old ones, say so.
             if let Some(sub) = &l.sub {
@@ -160,6 +186,14 @@ pub(super) async fn hand_back(
     if channels.is_empty() {
         frames.extend(own(server.take_notifications(), &sync));
         l.sub = None;
+    } else if let Some(back) = back.filter(|_| marked) {
+        l.seq = back.seq;
+        if let Err(e) = wait_for_marker(server, &sync, back, &mut frames).await {
+            if let Some(sub) = &l.sub {
+                sub.lost();
+            }
+            return Err(e.into());
+        }
     } else {
         let queue_size = client.shared.config().pooler.notify_queue_size;
         let sub = l.sub.get_or_insert_with(|| hub.join(client_id, queue_size));
@@ -230,7 +264,7 @@ async fn wait_for_marker(
             }
             let keep = match marker.direction {
                 Direction::In => found,
-                Direction::Out => !found,
+                Direction::Out | Direction::Back => !found,
             };
             if keep {
                 frames.push(frame);

@@ -169,6 +169,18 @@ impl Fanout {
                     self.switch(m.client, m.seq, channels);
                 }
             }
+            Direction::Back => {
+                // A hand-back whose "out" never came settled on these channels.
+                let channels = match sub.pending.take() {
+                    Some((seq, channels)) if seq < m.seq => channels,
+                    Some(newer) => {
+                        sub.pending = Some(newer);
+                        return;
+                    }
+                    None => sub.channels.clone(),
+                };
+                self.switch(m.client, m.seq, channels);
+            }
         }
     }
 

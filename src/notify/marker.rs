@@ -4,15 +4,20 @@
 //! channel only pgsluice uses puts a mark in that order that both sessions see. "in" marks
 //! where the client's own server starts delivering to it (sent by that server with its
 //! LISTENs, in one transaction), "out" where the listening connection takes over again (sent
-//! by it with its LISTENs). Each session delivers only its side of the mark.
+//! by it with its LISTENs), or "back" for the same when the client's channels did not change
+//! (sent by the client's server, which saves the listening connection a round trip). Each
+//! session delivers only its side of the mark.
 
 /// Which way a marker hands the client's subscriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
     /// To the server running the client's transaction.
     In,
-    /// Back to the listening connection.
+    /// Back to the listening connection, with new channels (sent by it, once it LISTENs).
     Out,
+    /// Back to the listening connection, the channels as they were (sent by the client's
+    /// server, when its transaction left them so).
+    Back,
 }
 
 /// One marker: the client, and its hand-over's sequence number (each client counts its own).
@@ -29,6 +34,7 @@ impl Marker {
         let word = match self.direction {
             Direction::In => "in",
             Direction::Out => "out",
+            Direction::Back => "back",
         };
         format!("{word} {} {}", self.client, self.seq)
     }
@@ -39,6 +45,7 @@ impl Marker {
         let direction = match words.next()? {
             "in" => Direction::In,
             "out" => Direction::Out,
+            "back" => Direction::Back,
             _ => return None,
         };
         let client = words.next()?.parse().ok()?;
@@ -88,7 +95,7 @@ mod tests {
 
     #[test]
     fn markers_read_back() {
-        for direction in [Direction::In, Direction::Out] {
+        for direction in [Direction::In, Direction::Out, Direction::Back] {
             let m = Marker {
                 direction,
                 client: 12,

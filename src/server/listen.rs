@@ -13,21 +13,31 @@ use crate::net::pump::{Paused, Verdict};
 use crate::protocol::backend::error_fields;
 use crate::protocol::tags::backend_tag;
 
-/// Runs `prefix` (statements without rows, "" for none) and then lists the channels the
-/// session listens on, as Postgres stores their names.
+/// What `SELECT 'marked', …` returns in `listening_channels`'s `prefix`.
+pub(crate) const MARKED: &str = "marked";
+
+/// Runs `prefix` (statements ending in "; ", "" for none) and then lists the channels the
+/// session listens on, as Postgres stores their names. True besides when `prefix` returned a
+/// row `(MARKED, …)` (a marker it sent only under a condition).
 pub(crate) async fn listening_channels(
     server: &mut ServerConn,
     prefix: &str,
-) -> Result<Vec<String>, ServerError> {
+) -> Result<(Vec<String>, bool), ServerError> {
     let sql = format!("{prefix}SELECT pg_catalog.pg_listening_channels()");
     let (rows, outcome) = query_rows(server, &sql).await?;
     if let Some((code, message)) = outcome.error {
         return Err(ServerError::Rejected { code, message });
     }
-    Ok(rows
-        .into_iter()
-        .filter_map(|row| row.into_iter().next().flatten())
-        .collect())
+    let mut marked = false;
+    let mut channels = Vec::new();
+    for row in rows {
+        match <[Option<String>; 2]>::try_from(row) {
+            Ok([Some(first), _]) if first == MARKED => marked = true,
+            Ok(_) => {}
+            Err(row) => channels.extend(row.into_iter().next().flatten()),
+        }
+    }
+    Ok((channels, marked))
 }
 
 /// Stops listening on every channel and forgets what was delivered meanwhile: after this

@@ -23,7 +23,7 @@ pub(crate) use custom_names::CustomNames;
 pub(crate) use exchange::{query_rows_with, quote_literal, simple_query};
 pub(crate) use listen::{
     listening_channels, read_messages, read_notifications, send_query as send_query_only,
-    unlisten_all,
+    unlisten_all, MARKED,
 };
 pub(crate) use login::{login, Credential, LoginRequest};
 pub(crate) use reset::reset_for_next_client;

@@ -199,3 +199,18 @@ fn a_hand_over_announced_without_a_connection_suspends_until_its_hand_back() {
     f.notification("a", &Bytes::from_static(b"x"));
     assert_eq!(drain(&mut rx), [notice]);
 }
+
+#[test]
+fn a_back_marker_resumes_with_the_channels_as_they_were() {
+    let mut f = Fanout::new();
+    let (tx, mut rx) = mpsc::channel(10);
+    f.join(1, tx, link());
+    f.update(1, 1, set(&["a"]));
+    f.marker(marker(Direction::Out, 1, 1));
+    f.marker(marker(Direction::In, 1, 2));
+    f.notification("a", &Bytes::from_static(b"its server's"));
+    f.marker(marker(Direction::Back, 1, 3));
+    f.notification("a", &Bytes::from_static(b"mine"));
+    assert_eq!(drain(&mut rx), [Bytes::from_static(b"mine")]);
+    assert_eq!(f.wanted(), set(&["a"]));
+}
