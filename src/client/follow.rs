@@ -39,12 +39,12 @@ pub(super) async fn apply_to(
 /// After a transaction that may have changed the session: reads its state back from the
 /// server so that it follows the client, and pins the client when some of it cannot. A
 /// startup parameter the client RESET gets its startup value back at once, and the client is
-/// told of it. True when the session listens on a channel (its LISTENs follow it another
+/// told of it. Returns the channels the session listens on (its LISTENs follow it another
 /// way: `listen`).
 pub(super) async fn read_back(
     client: &mut PoolClient<'_>,
     server: &mut ServerConn,
-) -> Result<bool, ClientError> {
+) -> Result<Vec<String>, ClientError> {
     // Custom settings it holds (from startup, or read back before) must be read back too.
     let held = client
         .settings
@@ -81,7 +81,7 @@ pub(super) async fn read_back(
         }
         tell_changes(client, server).await?;
     }
-    Ok(snapshot.listening)
+    Ok(snapshot.channels)
 }
 
 /// Records why the client is pinned ("" when it is not) where SHOW CLIENTS and the metrics

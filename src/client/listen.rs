@@ -131,16 +131,17 @@ pub(super) enum HandOverError {
 }
 
 /// After a transaction that ended idle: when `server` listens on channels for the client
-/// (handed over, or LISTENed by the transaction — `listening`, from the session read-back),
+/// (handed over, or LISTENed by the transaction — `listening`, the channels the session
+/// read-back found),
 /// they go to the pool's listening connection from an "out" marker on, what the server
 /// delivered before it is written to the client, and the server is UNLISTENed. Err: the
 /// server is not fit for the pool (it may still listen); the client goes on.
 pub(super) async fn hand_back(
     client: &mut PoolClient<'_>,
     server: &mut ServerConn,
-    listening: bool,
+    listening: &[String],
 ) -> Result<(), ClientError> {
-    if !listening && !on_server(client) {
+    if listening.is_empty() && !on_server(client) {
         return Ok(());
     }
     let client_id = client.client_id;
@@ -172,8 +173,15 @@ pub(super) async fn hand_back(
     let (channels, marked) = match listening_channels(server, &sql).await {
         Ok(found) => found,
         Err(e) => {
-            // The transaction's LISTENs cannot be known: keep the old ones, say so.
-            if let Some(sub) = &l.sub {
+            // The server failed after the client's transaction: its channels are the ones the
+            // read-back found, if it ran, else the ones it had. It is told that some
+            // notifications may have been lost.
+            if !listening.is_empty() {
+                l.channels = listening.iter().cloned().collect();
+            }
+            if !l.channels.is_empty() {
+                let queue_size = client.shared.config().pooler.notify_queue_size;
+                let sub = l.sub.get_or_insert_with(|| hub.join(client_id, queue_size));
                 l.seq += 1;
                 sub.update(l.seq, l.channels.clone());
                 sub.lost();

@@ -110,7 +110,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             pins: Vec::new(),
-            listening: false,
+            channels: Vec::new(),
         }
     }
 

@@ -153,10 +153,10 @@ async fn serve_request(
         tracing::debug!(client = client.client_id, ?event, "server detached");
         let read_back = client.settings.effects.changed || client.read_back_always;
         let idle = matches!(event, Event::Relay(RelayEnd::Idle));
-        let mut listening = false;
+        let mut listening = Vec::new();
         if idle && read_back {
             match follow::read_back(client, lease.server()).await {
-                Ok(listens) => listening = listens,
+                Ok(channels) => listening = channels,
                 Err(e) => {
                     lease.discard();
                     return Served::End(Err(e));
@@ -164,7 +164,7 @@ async fn serve_request(
             }
         }
         if idle {
-            if let Err(e) = listen::hand_back(client, lease.server(), listening).await {
+            if let Err(e) = listen::hand_back(client, lease.server(), &listening).await {
                 lease.discard();
                 // A pinned client's state went with the server: its session cannot go on.
                 let pinned = was_pinned || !client.settings.pins.is_empty();

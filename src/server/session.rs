@@ -24,7 +24,7 @@ pub(crate) const PIN_REASONS: [&str; 4] = [
 ];
 
 /// One row per setting at source "session" ('s'), one per kind of pinning state ('p'), one
-/// when the session listens on a channel ('l'). `role`
+/// per channel the session listens on ('l'). `role`
 /// and `session_authorization` are not in pg_settings, so they are read on their own.
 const CAPTURE_SQL: &str = "\
 SELECT 's', name, setting FROM pg_catalog.pg_settings WHERE source = 'session' \
@@ -39,7 +39,7 @@ UNION ALL SELECT 'p', 'prepared statement', NULL WHERE EXISTS \
  (SELECT FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
 UNION ALL SELECT 'p', 'cursor WITH HOLD', NULL WHERE EXISTS \
  (SELECT FROM pg_catalog.pg_cursors WHERE is_holdable) \
-UNION ALL SELECT 'l', 'LISTEN', NULL WHERE EXISTS (SELECT FROM pg_catalog.pg_listening_channels())";
+UNION ALL SELECT 'l', c, NULL FROM pg_catalog.pg_listening_channels() c";
 
 /// What a client's transactions left on a server.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,8 +48,8 @@ pub(crate) struct Snapshot {
     pub(crate) settings: BTreeMap<String, String>,
     /// Why the session cannot move to another server; empty when it can.
     pub(crate) pins: Vec<String>,
-    /// The session listens on at least one channel.
-    pub(crate) listening: bool,
+    /// The channels the session listens on.
+    pub(crate) channels: Vec<String>,
 }
 
 /// Reads back the session state of `server` (idle, nothing owed) in one round trip, and
@@ -90,7 +90,7 @@ pub(crate) async fn capture(
                 snapshot.settings.insert(name.to_ascii_lowercase(), value);
             }
             ("p", _) => snapshot.pins.push(name),
-            ("l", _) => snapshot.listening = true,
+            ("l", _) => snapshot.channels.push(name),
             _ => {
                 return Err(ServerError::Unexpected(
                     "session capture: unknown row".into(),

@@ -151,7 +151,12 @@ async fn after_a_postgres_restart_subscribers_are_warned_and_delivery_resumes() 
         sub.listen(&ch).await;
         subs.push(sub);
     }
-    listening_pid(&p, TEST_DB).await;
+    // Each LISTEN is handed to the LISTEN connection right after its reply: wait for all.
+    wait_until("three subscribers", Duration::from_secs(20), || async {
+        listener(&p, TEST_DB, "subscribers").await == "3"
+            && listener(&p, TEST_DB, "state").await == "listening"
+    })
+    .await;
     cluster.restart("fast");
     for sub in &mut subs {
         match sub.next_within(Duration::from_secs(30)).await {
