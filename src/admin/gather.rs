@@ -249,6 +249,7 @@ fn listener_rows(shared: &Shared) -> (Vec<ListenerRow>, Vec<ChannelRow>) {
             subscribers: s.subscribers.load(Ordering::Relaxed),
             received: s.received.load(Ordering::Relaxed),
             delivered: s.delivered.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
             slow_clients_cut: s.slow_clients_cut.load(Ordering::Relaxed),
             reconnects: s.reconnects.load(Ordering::Relaxed),
             loss_notices: s.loss_notices.load(Ordering::Relaxed),

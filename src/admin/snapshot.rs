@@ -202,6 +202,7 @@ pub(crate) struct ListenerRow {
     pub(crate) subscribers: u64,
     pub(crate) received: u64,
     pub(crate) delivered: u64,
+    pub(crate) dropped: u64,
     pub(crate) slow_clients_cut: u64,
     pub(crate) reconnects: u64,
     pub(crate) loss_notices: u64,

@@ -29,6 +29,7 @@ pub(super) fn refresh(shared: &Shared, e: &Exporter) {
         e.gauge(names::LISTEN_CHANNELS, &labels, channels as f64);
         e.counter(names::NOTIFICATIONS_RECEIVED, &labels, count(&s.received));
         e.counter(names::NOTIFICATIONS_DELIVERED, &labels, count(&s.delivered));
+        e.counter(names::NOTIFICATIONS_DROPPED, &labels, count(&s.dropped));
         e.counter(
             names::LISTEN_SLOW_CLIENTS,
             &labels,

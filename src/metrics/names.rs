@@ -68,6 +68,7 @@ pub(crate) const LISTEN_SUBSCRIBERS: &str = "pgsluice_listen_subscribers";
 pub(crate) const LISTEN_CHANNELS: &str = "pgsluice_listen_channels";
 pub(crate) const NOTIFICATIONS_RECEIVED: &str = "pgsluice_notifications_received_total";
 pub(crate) const NOTIFICATIONS_DELIVERED: &str = "pgsluice_notifications_delivered_total";
+pub(crate) const NOTIFICATIONS_DROPPED: &str = "pgsluice_notifications_dropped_total";
 pub(crate) const LISTEN_SLOW_CLIENTS: &str = "pgsluice_listen_slow_clients_cut_total";
 pub(crate) const LISTEN_RECONNECTS: &str = "pgsluice_listen_reconnects_total";
 pub(crate) const NOTIFICATION_LOSS_NOTICES: &str = "pgsluice_notification_loss_notices_total";
@@ -86,7 +87,7 @@ pub(crate) enum Kind {
 
 /// Every metric with its kind and one-line meaning.
 #[rustfmt::skip]
-pub(crate) const HELP: [(&str, Kind, &str); 44] = [
+pub(crate) const HELP: [(&str, Kind, &str); 45] = [
     (CLIENTS, Kind::Gauge, "Clients of the pool by state: active (linked to a server), waiting (queued for one), idle."),
     (CLIENTS_PINNED, Kind::Gauge, "Transaction-pooling clients kept on their server by session state that cannot move, by reason."),
     (SERVERS, Kind::Gauge, "Server connections of the pool by state: active (linked to a client), idle, login (being opened)."),
@@ -125,6 +126,7 @@ pub(crate) const HELP: [(&str, Kind, &str); 44] = [
     (LISTEN_CHANNELS, Kind::Gauge, "Channels the pool's clients listen on (the LISTEN connection's channels)."),
     (NOTIFICATIONS_RECEIVED, Kind::Counter, "Notifications Postgres sent on the pool's LISTEN connection."),
     (NOTIFICATIONS_DELIVERED, Kind::Counter, "Notifications queued for the pool's clients (one per client reached)."),
+    (NOTIFICATIONS_DROPPED, Kind::Counter, "Notifications that reached no client they were for: queued for, or not fitting the queue of, a client cut off for not reading; or on a channel pgsluice cannot route."),
     (LISTEN_SLOW_CLIENTS, Kind::Counter, "Clients disconnected because notify_queue_size notifications waited for them."),
     (LISTEN_RECONNECTS, Kind::Counter, "Times the pool's LISTEN connection was lost and opened again."),
     (NOTIFICATION_LOSS_NOTICES, Kind::Counter, "Warnings sent to clients that notifications may have been lost (SQLSTATE 08006)."),

@@ -45,6 +45,9 @@ impl Subscriber {
 pub(super) struct Cut {
     pub(super) client: u64,
     pub(super) reason: String,
+    /// Notifications it will never get: those waiting in its queue, and the one that did
+    /// not fit.
+    pub(super) dropped: u64,
 }
 
 /// What one notification became.
@@ -263,8 +266,13 @@ impl Fanout {
                      (notify_queue_size = {size}); it does not read them"
                 );
                 sub.link.cut.send_replace(Some(reason.clone()));
+                let waiting = size - sub.queue.capacity();
                 self.leave(client);
-                Some(Cut { client, reason })
+                Some(Cut {
+                    client,
+                    reason,
+                    dropped: waiting as u64 + 1,
+                })
             }
         }
     }

@@ -235,6 +235,7 @@ impl Hub {
         match tag {
             backend_tag::NOTIFICATION_RESPONSE => {
                 let Some(n) = notification::parse(body) else {
+                    self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(pool = %self.pool.key.database, "dropped a notification pgsluice cannot route (its channel name is not UTF-8)");
                     return Ok(());
                 };
@@ -343,6 +344,7 @@ impl Hub {
     fn log_cuts(&self, cuts: &[Cut]) {
         for cut in cuts {
             self.stats.slow_clients_cut.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(cut.dropped, Ordering::Relaxed);
             tracing::warn!(pool = %self.pool.key.database, user = %self.pool.key.user, client = cut.client, reason = %cut.reason, "disconnecting a LISTEN client that does not read its notifications");
         }
     }

@@ -105,6 +105,9 @@ pub(crate) struct HubStats {
     pub(crate) received: AtomicU64,
     /// Clients disconnected because their queue was full.
     pub(crate) slow_clients_cut: AtomicU64,
+    /// Notifications that reached no client they were for: waiting for, or not fitting in,
+    /// the queue of a client that was cut off; or on a channel pgsluice cannot route.
+    pub(crate) dropped: AtomicU64,
     /// Times the listening connection was lost and opened again.
     pub(crate) reconnects: AtomicU64,
     /// Lost-notifications notices queued for clients.

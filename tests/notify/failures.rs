@@ -90,6 +90,11 @@ async fn a_subscriber_that_does_not_read_is_disconnected_and_the_others_go_on() 
         log_tail(&log, 20)
     );
     assert_eq!(listener(&p, TEST_DB, "slow_clients_cut").await, "1");
+    let dropped: u64 = listener(&p, TEST_DB, "dropped").await.parse().unwrap();
+    assert!(
+        dropped > 20,
+        "its queue of 20 and the one that did not fit: {dropped}"
+    );
     // Its connection ends: reading it now drains the backlog, then the end of the stream.
     let rest = tokio::time::timeout(Duration::from_secs(60), slow.recv_to_end())
         .await

@@ -113,6 +113,10 @@ fn a_full_queue_cuts_that_client_alone() {
         cut[0].reason
     );
     assert!(cut[0].reason.contains("\"orders\""), "{}", cut[0].reason);
+    assert_eq!(
+        cut[0].dropped, 3,
+        "two waiting and the one that did not fit"
+    );
     assert!(slow_link.cut.borrow().is_some());
     assert_eq!(drain(&mut fast_rx).len(), 5);
     assert_eq!(f.subscriber_count(), 1);
