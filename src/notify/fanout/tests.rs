@@ -27,6 +27,16 @@ fn marker(direction: Direction, client: u64, seq: u64) -> Marker {
     }
 }
 
+/// A fan-out where client 1 listens on `channels`, its first hand-back done.
+fn subscribed(channels: &[&str]) -> (Fanout, mpsc::Receiver<Bytes>) {
+    let mut f = Fanout::new();
+    let (tx, rx) = mpsc::channel(10);
+    f.join(1, tx, link());
+    f.update(1, 1, set(channels));
+    f.marker(marker(Direction::Out, 1, 1));
+    (f, rx)
+}
+
 fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<Bytes> {
     std::iter::from_fn(|| rx.try_recv().ok()).collect()
 }
@@ -78,11 +88,7 @@ fn between_in_and_out_markers_the_transactions_server_delivers() {
 
 #[test]
 fn a_failed_hand_over_makes_its_in_marker_stale() {
-    let mut f = Fanout::new();
-    let (tx, mut rx) = mpsc::channel(10);
-    f.join(1, tx, link());
-    f.update(1, 1, set(&["a"]));
-    f.marker(marker(Direction::Out, 1, 1));
+    let (mut f, mut rx) = subscribed(&["a"]);
     f.resume(1, 2);
     f.marker(marker(Direction::In, 1, 2));
     f.notification("a", &Bytes::from_static(b"still mine"));
@@ -161,11 +167,7 @@ fn leaving_forgets_the_client_and_its_channels() {
 
 #[test]
 fn a_late_out_marker_does_not_resume_a_client_whose_next_hand_over_began() {
-    let mut f = Fanout::new();
-    let (tx, mut rx) = mpsc::channel(10);
-    f.join(1, tx, link());
-    f.update(1, 1, set(&["a"]));
-    f.marker(marker(Direction::Out, 1, 1));
+    let (mut f, mut rx) = subscribed(&["a"]);
     // Transaction 2 starts (in 2), its hand-back (out 3) is slow, transaction 4 starts
     // (in 4) before out 3 comes round.
     f.marker(marker(Direction::In, 1, 2));
@@ -183,11 +185,7 @@ fn a_late_out_marker_does_not_resume_a_client_whose_next_hand_over_began() {
 
 #[test]
 fn a_hand_over_announced_without_a_connection_suspends_until_its_hand_back() {
-    let mut f = Fanout::new();
-    let (tx, mut rx) = mpsc::channel(10);
-    f.join(1, tx, link());
-    f.update(1, 1, set(&["a"]));
-    f.marker(marker(Direction::Out, 1, 1));
+    let (mut f, mut rx) = subscribed(&["a"]);
     // Announced while connected, but the connection is lost before its marker comes.
     f.handed_in(1, 2, true);
     f.notification("a", &Bytes::from_static(b"before the marker"));
@@ -206,11 +204,7 @@ fn a_hand_over_announced_without_a_connection_suspends_until_its_hand_back() {
 
 #[test]
 fn a_back_marker_resumes_with_the_channels_as_they_were() {
-    let mut f = Fanout::new();
-    let (tx, mut rx) = mpsc::channel(10);
-    f.join(1, tx, link());
-    f.update(1, 1, set(&["a"]));
-    f.marker(marker(Direction::Out, 1, 1));
+    let (mut f, mut rx) = subscribed(&["a"]);
     f.marker(marker(Direction::In, 1, 2));
     f.notification("a", &Bytes::from_static(b"its server's"));
     f.marker(marker(Direction::Back, 1, 3));
