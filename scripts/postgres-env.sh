@@ -81,18 +81,18 @@ ensure_postgres() {
 }
 
 # HAProxy for the fleet tests (tests/fleet/behind_haproxy.rs); they skip, saying so, without it.
-# psycopg in a virtualenv of its own (target/py-drivers), for the tests that run the
-# point-of-sale example (examples/point_of_sale/) as a real driver would.
-ensure_psycopg() {
+# psycopg and asyncpg in a virtualenv of their own (target/py-drivers), for the tests that
+# run the point-of-sale example (examples/point_of_sale/) and LISTEN as real drivers do.
+ensure_py_drivers() {
     local venv=target/py-drivers
-    if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import psycopg' 2>/dev/null; then
+    if [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c 'import psycopg, asyncpg' 2>/dev/null; then
         return 0
     fi
     if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
         apt_install python3-venv
     fi
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4'
+    "$venv/bin/pip" install -q 'psycopg[binary]>=3.1,<4' 'asyncpg>=0.29,<1'
 }
 
 ensure_haproxy() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when it is missing (PostgreSQL server and
-# client binaries, the `postgres` system user, HAProxy, psycopg in target/py-drivers), then
+# client binaries, the `postgres` system user, HAProxy, psycopg and asyncpg in target/py-drivers), then
 # runs every test group. Arguments go to
 # `cargo test` (e.g. `./scripts/test.sh --test session_state`). `.ci/run` calls exactly this.
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 ensure_postgres
 ensure_haproxy
-ensure_psycopg
+ensure_py_drivers
 if [[ $# -eq 0 ]]; then
     set -- --all-targets --no-fail-fast
 fi

@@ -1,7 +1,8 @@
-//! The README's point-of-sale example, run as written with psycopg: a till commits orders
-//! (an INSERT and a pg_notify in one transaction) through pgsluice in transaction pooling;
-//! two services LISTEN through it, one idle in psycopg's notifies() loop, one running
-//! transactions of its own all the while, and both get every order, in order.
+//! Real drivers: the README's point-of-sale example, run as written with psycopg (a till
+//! commits orders, an INSERT and a pg_notify in one transaction, through pgsluice in
+//! transaction pooling; two services LISTEN through it, one idle in psycopg's notifies()
+//! loop, one running transactions of its own all the while, and both get every order, in
+//! order), and asyncpg's add_listener/remove_listener beside its prepared statements.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -97,4 +98,62 @@ fn orders_committed_by_the_till_reach_both_services() {
         backends_of(&su, &db, MD5_USER, "%").await
     });
     assert!(held <= 3, "{held} server connections");
+}
+
+#[test]
+fn asyncpg_add_listener_gets_every_notification_while_it_runs_prepared_statements() {
+    let p = Pooler::start(
+        PoolerConfig::new(shared_cluster())
+            .pooler("pool_mode = \"transaction\"\ndefault_pool_size = 2"),
+    );
+    let dsn = format!(
+        "postgresql://{MD5_USER}:{MD5_PASS}@{}:{}/{TEST_DB}",
+        p.host(),
+        p.port()
+    );
+    let channel = unique_name("asyncpg");
+    let ready = p.dir().join("asyncpg.ready");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/notify/drivers/asyncpg_listener.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args([dsn.as_str(), channel.as_str(), "50"])
+        .arg(&ready)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the asyncpg listener");
+    wait_until_blocking("asyncpg to LISTEN", Duration::from_secs(30), || {
+        ready.exists()
+    });
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (n, _task) = shared_cluster()
+            .connect(MD5_USER, MD5_PASS, TEST_DB)
+            .await
+            .unwrap();
+        for i in 0..50 {
+            n.execute("select pg_notify($1, $2)", &[&channel, &i.to_string()])
+                .await
+                .unwrap();
+        }
+    });
+    wait_until_blocking("asyncpg to get 50", Duration::from_secs(60), || {
+        child.try_wait().unwrap().is_some()
+    });
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "asyncpg listener failed\n{}",
+        log_tail(&p.log(), 20)
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = (0..50).map(|i| i.to_string()).collect();
+    assert_eq!(lines[..50], expected[..]);
+    assert!(
+        lines[50].starts_with("done after") && lines[50].ends_with("listening on 0"),
+        "{}",
+        lines[50]
+    );
 }
