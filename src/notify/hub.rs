@@ -157,6 +157,17 @@ impl Hub {
             }
         }
         send_query_only(&mut conn, &sql).await?;
+        // Listening only once those LISTENs have committed: a notification committed before
+        // then may be missed, which is what the lost-notifications warning below covers.
+        let mut frames = Vec::new();
+        let mut ready = false;
+        while !ready {
+            read_messages(&mut conn, &mut frames).await?;
+            for (tag, body) in frames.drain(..) {
+                ready |= tag == backend_tag::READY_FOR_QUERY;
+                self.message(tag, &body)?;
+            }
+        }
         let (addr, _) = conn.address().host_port();
         self.stats
             .server_pid
@@ -176,7 +187,6 @@ impl Hub {
         let generation = self.pool.generation.load(Ordering::SeqCst);
         let mut look_again = tokio::time::interval(Duration::from_secs(1));
         let mut idle_since: Option<tokio::time::Instant> = None;
-        let mut frames = Vec::new();
         loop {
             if self.fanout.has_subscribers() {
                 idle_since = None;

@@ -28,6 +28,8 @@ struct Controls {
     latency_ms: AtomicU64,
     stalled: watch::Sender<bool>,
     refusing: watch::Sender<bool>,
+    /// Whether the listening socket is open now (it follows `refusing` a moment later).
+    open: watch::Sender<bool>,
     /// Generation and kind of the last kill: connections started before it end.
     kill: watch::Sender<(u64, Kill)>,
     live: AtomicUsize,
@@ -48,6 +50,7 @@ impl ChaosProxy {
             latency_ms: AtomicU64::new(0),
             stalled: watch::channel(false).0,
             refusing: watch::channel(false).0,
+            open: watch::channel(true).0,
             kill: watch::channel((0, Kill::Close)).0,
             live: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
@@ -122,9 +125,18 @@ impl ChaosProxy {
     }
 
     /// While true, new connections are refused (the listening socket is closed, so connect
-    /// gets ECONNREFUSED); current connections carry on.
+    /// gets ECONNREFUSED); current connections carry on. Returns once the socket is closed
+    /// (or open again), so nothing connects in between.
     pub fn refuse(&self, refusing: bool) {
         self.controls.refusing.send_replace(refusing);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while *self.controls.open.borrow() == refusing {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "chaos proxy: the listening socket did not follow refuse({refusing})"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Connections being forwarded now.
@@ -163,8 +175,10 @@ async fn accept_loop(mut listener: TcpListener, port: u16, target: String, ctl: 
             }
         }
         drop(listener);
+        ctl.open.send_replace(false);
         let _ = refusing.wait_for(|r| !*r).await;
         listener = rebind(port).await;
+        ctl.open.send_replace(true);
     }
 }
 
