@@ -301,11 +301,15 @@ fn own(frames: Vec<Bytes>, sync: &str) -> impl Iterator<Item = Bytes> + '_ {
 }
 
 /// Waits for the client's next queued notification; never, while it listens on nothing.
-pub(super) async fn next(listen: &mut Option<Box<ClientListen>>) -> Result<Bytes, String> {
-    match listen.as_deref_mut().and_then(|l| l.sub.as_mut()) {
-        Some(sub) => sub.next().await,
-        None => std::future::pending().await,
-    }
+pub(super) fn next(
+    listen: &mut Option<Box<ClientListen>>,
+) -> impl std::future::Future<Output = Result<Bytes, String>> + '_ {
+    std::future::poll_fn(
+        move |cx| match listen.as_deref_mut().and_then(|l| l.sub.as_mut()) {
+            Some(sub) => sub.poll_next(cx),
+            None => std::task::Poll::Pending,
+        },
+    )
 }
 
 /// Writes `first` and whatever else is queued to the idle client. A client that stops

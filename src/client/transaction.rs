@@ -277,7 +277,8 @@ async fn wait_for_request(
             () = sleep_until_or_forever(drain_deadline) => return Err(ClientError::ShuttingDown),
             Ok(()) = shutdown.changed(), if drain_deadline.is_none() => continue,
             note = listen::next(&mut client.listen) => match note {
-                Ok(frame) => listen::deliver(client, frame).await?,
+                // Boxed: an idle client's wait should not carry room for a delivery.
+                Ok(frame) => Box::pin(listen::deliver(client, frame)).await?,
                 Err(reason) => return Err(listen::cut_off(reason)),
             },
         }

@@ -231,14 +231,19 @@ impl Subscription {
         self.queue.try_recv().ok()
     }
 
-    /// The next queued notification or notice, or why the client was cut off.
-    pub(crate) async fn next(&mut self) -> Result<Bytes, String> {
-        let mut cut = self.link.cut.subscribe();
-        tokio::select! {
-            biased;
-            Ok(reason) = cut.wait_for(Option::is_some) => Err(reason.clone().unwrap_or_default()),
-            frame = self.queue.recv() => frame.ok_or_else(|| "the listening connection is gone".to_string()),
-        }
+    /// The next queued notification or notice; once the queue is empty and closed, why
+    /// (the client was cut off). A poll, not a future, so that an idle client's wait keeps
+    /// no room for one.
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Bytes, String>> {
+        self.queue.poll_recv(cx).map(|frame| {
+            frame.ok_or_else(|| {
+                self.cut_reason()
+                    .unwrap_or_else(|| "the LISTEN connection forgot this client".to_string())
+            })
+        })
     }
 
     /// Resolves once the client is cut off (its queue overflowed).
