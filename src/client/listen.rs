@@ -316,18 +316,13 @@ pub(super) fn next(
 /// reading meanwhile and is cut off by its pool's listening connection is disconnected at
 /// once, mid-message if need be (it is not reading anyway).
 pub(super) async fn deliver(client: &mut PoolClient<'_>, first: Bytes) -> Result<(), ClientError> {
-    let mut frames = vec![first];
-    if let Some(sub) = client.listen.as_deref_mut().and_then(|l| l.sub.as_mut()) {
-        frames.extend(std::iter::from_fn(|| sub.try_next()).take(64));
-    }
-    let mut out = BytesMut::new();
-    for frame in &frames {
-        out.extend_from_slice(frame);
-    }
-    let Some(sub) = client.listen.as_deref().and_then(|l| l.sub.as_ref()) else {
-        client.stream.write_all(&out).await?;
+    // Frames come only from a subscription (`next`).
+    let Some(sub) = client.listen.as_deref_mut().and_then(|l| l.sub.as_mut()) else {
         return Ok(());
     };
+    let mut frames = vec![first];
+    frames.extend(std::iter::from_fn(|| sub.try_next()).take(64));
+    let out = concat(&frames);
     // A client that does not read may leave this write waiting: KILL still ends it.
     tokio::select! {
         written = client.stream.write_all(&out) => Ok(written?),
@@ -348,9 +343,14 @@ async fn write(client: &mut PoolClient<'_>, frames: Vec<Bytes>) -> std::io::Resu
     if frames.is_empty() {
         return Ok(());
     }
-    let mut out = BytesMut::new();
-    for frame in &frames {
+    client.stream.write_all(&concat(&frames)).await
+}
+
+/// Whole messages, one after another, for one write.
+fn concat(frames: &[Bytes]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(frames.iter().map(Bytes::len).sum());
+    for frame in frames {
         out.extend_from_slice(frame);
     }
-    client.stream.write_all(&out).await
+    out
 }

@@ -231,7 +231,7 @@ impl Hub {
                         ));
                     }
                 }
-                () = sleep_until_or_forever(idle_deadline) => {
+                () = tokio::time::sleep_until(idle_deadline.unwrap_or_else(tokio::time::Instant::now)), if idle_deadline.is_some() => {
                     tracing::info!(pool = %self.pool.key.database, user = %self.pool.key.user, "closing the LISTEN connection: no client listens (server_idle_timeout)");
                     conn.terminate_now();
                     return Ok(Ended::Idle);
@@ -368,11 +368,4 @@ fn lost_notice(reason: &str) -> Bytes {
          interrupted; LISTEN again is not needed",
         &format!("cause: {reason}"),
     )
-}
-
-async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

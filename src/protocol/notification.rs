@@ -45,7 +45,7 @@ pub fn frame(body: &[u8]) -> Bytes {
     buf.freeze()
 }
 
-/// A NotificationResponse as Postgres writes it (for tests and the marker's own checks).
+/// A NotificationResponse as Postgres writes it (for tests and the fuzz target).
 pub fn encode(pid: u32, channel: &str, payload: &str) -> Bytes {
     let mut body = BytesMut::new();
     body.put_u32(pid);
