@@ -42,18 +42,7 @@ async fn a_configmap_style_symlink_swap_is_picked_up() {
         .database("fleet_alias", &format!("dbname = \"{TEST_DB}\""))
         .render_toml(slot.port, &dir);
     publish(&dir, "..2026_12_06_v2", &second);
-    wait_until("the alias to be served", DEADLINE, || async {
-        match p.connect(MD5_USER, MD5_PASS, "fleet_alias").await {
-            Ok((c, _t)) => c.simple_query("select 1").await.is_ok(),
-            Err(_) => false,
-        }
-    })
-    .await;
-    assert!(
-        p.log().contains("auto_reload: files changed on disk"),
-        "{}",
-        p.log()
-    );
+    reloaded_and_serving(&p, "fleet_alias", "the alias to be served").await;
 
     // Version 3 is broken: refused, logged, and the alias is still served.
     publish(
@@ -87,8 +76,13 @@ async fn a_secret_update_of_the_auth_file_is_picked_up() {
     let staged = p.dir().join("userlist.txt.new");
     std::fs::write(&staged, config.render_userlist()).unwrap();
     std::fs::rename(&staged, &userlist).unwrap();
-    wait_until("the new secret to be used", DEADLINE, || async {
-        match p.connect(MD5_USER, MD5_PASS, TEST_DB).await {
+    reloaded_and_serving(&p, TEST_DB, "the new secret to be used").await;
+}
+
+/// Waits until `db` is served (a login and a query work), then checks auto_reload said why.
+async fn reloaded_and_serving(p: &Pooler, db: &str, what: &str) {
+    wait_until(what, DEADLINE, || async {
+        match p.connect(MD5_USER, MD5_PASS, db).await {
             Ok((c, _t)) => c.simple_query("select 1").await.is_ok(),
             Err(_) => false,
         }

@@ -17,6 +17,19 @@ fn lookup_config(auth_type: &str, extra: &str) -> PoolerConfig {
         .pooler(extra)
 }
 
+/// `user` logs in with `password` and is that user on the server.
+async fn logs_in_as(p: &Pooler, user: &str, password: &str) {
+    let (client, _t) = p
+        .connect(user, password, TEST_DB)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", p.log()));
+    let row = client
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), user);
+}
+
 async fn refused(p: &Pooler, user: &str, password: &str) -> (String, String) {
     let err = match p.connect(user, password, TEST_DB).await {
         Ok(_) => panic!("{user} logged in\n{}", p.log()),
@@ -32,15 +45,7 @@ async fn refused(p: &Pooler, user: &str, password: &str) -> (String, String) {
 #[tokio::test]
 async fn md5_secrets_are_looked_up_and_unknown_users_look_like_wrong_passwords() {
     let p = Pooler::start(lookup_config("md5", ""));
-    let (client, _t) = p
-        .connect(MD5_USER, MD5_PASS, TEST_DB)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}\n{}", p.log()));
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), MD5_USER);
+    logs_in_as(&p, MD5_USER, MD5_PASS).await;
 
     let wrong = refused(&p, MD5_USER, "not-the-password").await;
     let unknown = refused(&p, "nobody_at_all", "whatever").await;
@@ -61,15 +66,7 @@ async fn md5_secrets_are_looked_up_and_unknown_users_look_like_wrong_passwords()
 #[tokio::test]
 async fn scram_secrets_are_looked_up_and_passed_through() {
     let p = Pooler::start(lookup_config("scram-sha-256", ""));
-    let (client, _t) = p
-        .connect(SCRAM_USER, SCRAM_PASS, TEST_DB)
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}\n{}", p.log()));
-    let row = client
-        .query_one("select current_user::text", &[])
-        .await
-        .unwrap();
-    assert_eq!(row.get::<_, String>(0), SCRAM_USER);
+    logs_in_as(&p, SCRAM_USER, SCRAM_PASS).await;
     assert_eq!(refused(&p, SCRAM_USER, "wrong").await.0, "28P01");
 }
 
