@@ -261,6 +261,43 @@ async fn roles_follow_the_client() {
     .await;
 }
 
+/// LISTEN state follows the client from server to server (the pool's LISTEN connection
+/// holds it between transactions): what pg_listening_channels() shows after LISTEN,
+/// UNLISTEN, rollbacks, savepoints and DISCARD ALL, by both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_state_follows_the_client() {
+    let d = Differential::start();
+    let channels =
+        "SELECT coalesce(string_agg(c, ',' ORDER BY c), '') FROM pg_listening_channels() c";
+    d.run_all(&[
+        Scenario::new("listen_moves")
+            .q("LISTEN diff_a")
+            .q_moving(&[channels, channels]),
+        Scenario::new("listen_rolled_back")
+            .q("LISTEN diff_a")
+            .q("BEGIN; LISTEN diff_b; UNLISTEN diff_a")
+            .q("ROLLBACK")
+            .q_moving(&[channels]),
+        Scenario::new("listen_in_savepoint_rolled_back")
+            .q("BEGIN; LISTEN diff_a; SAVEPOINT s; LISTEN diff_b")
+            .q("ROLLBACK TO s")
+            .q("COMMIT")
+            .q_moving(&[channels]),
+        Scenario::new("unlisten_and_discard_all")
+            .q("LISTEN diff_a; LISTEN diff_b")
+            .q_moving(&["UNLISTEN diff_a", channels, "DISCARD ALL", channels]),
+        Scenario::new("listen_extended")
+            .x("LISTEN diff_c", &[])
+            .mv()
+            .x(channels, &[])
+            .mv()
+            .x("UNLISTEN *", &[])
+            .mv()
+            .x(channels, &[]),
+    ])
+    .await;
+}
+
 /// Transactions, savepoints and errors inside and outside them, across moves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions() {
